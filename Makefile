@@ -1,0 +1,62 @@
+# Darkroom: `make run` to use it, `make test` to check it. Everything else is a helper.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+# The interpreter named by .python-version (pyenv picks it up), else the newest python3 we find.
+PYTHON_SYS := $(shell for p in python3 python3.13 python3.12; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+
+# A .env file beside this Makefile is read by `make run` (and by honcho).
+ifneq (,$(wildcard .env))
+include .env
+export
+endif
+
+.PHONY: run test lint bench install install-test browser clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON_SYS)" || { echo "Darkroom needs Python 3.12 or newer (found: $$(python3 --version 2>&1)); install it or use pyenv with .python-version." >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON_SYS) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q -e . >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed pyproject.toml
+	@$(BIN)/python -m pip install -q -e '.[test]' >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@touch $@
+
+install: $(BIN)/.installed
+
+install-test: $(BIN)/.installed-test
+
+# Debian's chromium for the browser tests; Playwright never downloads a browser here.
+browser:
+	@command -v chromium >/dev/null || { \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+		else echo "chromium is missing and apt is not usable: browser tests will be skipped" >&2; fi; }
+
+# Web server, django-q2 worker and, with no PIXAZO_API_KEY, the gateway simulator.
+PROCESSES = web worker $(if $(PIXAZO_API_KEY),,simulator)
+
+run: install
+	@$(BIN)/python manage.py migrate --noinput -v 0
+	@echo "Darkroom: open http://127.0.0.1:$(PORT)/ ($(if $(PIXAZO_API_KEY),real Pixazo gateway,built-in gateway simulator: set PIXAZO_API_KEY for real images)). Ctrl+C stops it."
+	@PATH="$(abspath $(BIN)):$$PATH" DARKROOM_PORT=$(PORT) $(BIN)/honcho start $(PROCESSES)
+
+test: install-test browser
+	@$(BIN)/ruff check --quiet .
+	@$(BIN)/ruff format --check --quiet .
+	@$(BIN)/python -m pytest
+
+lint: install-test
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .
+
+bench: install-test
+	@$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) data

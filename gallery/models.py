@@ -1,0 +1,498 @@
+"""Darkroom's domain: galleries, generations and their images, share links.
+
+Every status change of a generation is a method here, and each one is a conditional
+UPDATE ("move from the status I saw to the next one") that must hit exactly one row,
+so two workers, or a worker and a person pressing Cancel, can never both win.
+"""
+
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import models, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+# The provider contract's parameter values (../shared/gpt-image-1.5-api.md).
+IMAGE_SIZES = [
+    ("1024x1024", "Square · 1024×1024"),
+    ("1536x1024", "Landscape · 1536×1024"),
+    ("1024x1536", "Portrait · 1024×1536"),
+]
+BACKGROUNDS = [("auto", "Auto"), ("opaque", "Opaque"), ("transparent", "Transparent")]
+QUALITIES = [
+    ("high", "High · more detail, slower"),
+    ("medium", "Medium"),
+    ("low", "Low · fastest"),
+    ("standard", "Standard"),
+]
+OUTPUT_FORMATS = [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP")]
+PROMPT_MAX_LENGTH = 32_000
+MAX_IMAGES = 4
+
+
+class IllegalTransition(Exception):
+    """A status change the state machine does not allow (a bug, or a stale request)."""
+
+
+class GalleryQuerySet(models.QuerySet):
+    def for_user(self, user):
+        return self.filter(owner=user)
+
+
+class Gallery(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="galleries"
+    )
+    name = models.CharField(max_length=100)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GalleryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+        verbose_name_plural = "galleries"
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="gallery_unique_name_per_owner"),
+            # Exactly one default gallery per user: new generations land there.
+            models.UniqueConstraint(
+                fields=["owner"], condition=Q(is_default=True), name="gallery_one_default_per_owner"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @classmethod
+    def default_for(cls, user):
+        gallery, _ = cls.objects.get_or_create(
+            owner=user, is_default=True, defaults={"name": "My images"}
+        )
+        return gallery
+
+
+class GenerationQuerySet(models.QuerySet):
+    def for_user(self, user):
+        return self.filter(owner=user)
+
+    def unfinished(self):
+        return self.filter(status__in=Generation.UNFINISHED)
+
+    def in_flight(self):
+        """Generations the poller still has work for."""
+        return self.filter(status__in=Generation.POLLER_STATES)
+
+    def due(self, now=None):
+        now = now or timezone.now()
+        return self.in_flight().filter(next_action_at__lte=now)
+
+    def past_deadline(self, now=None):
+        now = now or timezone.now()
+        return self.unfinished().filter(requested_at__lt=now - Generation.deadline())
+
+
+class Generation(models.Model):
+    class Status(models.TextChoices):
+        # Local states, before the provider knows of the generation and after it is done.
+        PENDING = "PENDING", "Waiting to submit"
+        SUBMITTING = "SUBMITTING", "Submitting"
+        # The provider's states.
+        IN_QUEUE = "IN_QUEUE", "Queued"
+        IN_PROGRESS = "IN_PROGRESS", "In progress"
+        # The provider said COMPLETED; we are copying the images into our storage.
+        DOWNLOADING = "DOWNLOADING", "Saving images"
+        COMPLETED = "COMPLETED", "Completed"
+        FAILED = "FAILED", "Failed"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    S = Status
+    UNFINISHED = (S.PENDING, S.SUBMITTING, S.IN_QUEUE, S.IN_PROGRESS, S.DOWNLOADING)
+    FINISHED = (S.COMPLETED, S.FAILED, S.CANCELLED)
+    # States in which the poller must act: submit, poll, download (and reclaim stale claims).
+    POLLER_STATES = UNFINISHED
+    # Once the provider said COMPLETED the images are ours to keep: too late to cancel.
+    CANCELLABLE = (S.PENDING, S.SUBMITTING, S.IN_QUEUE, S.IN_PROGRESS)
+    TRANSITIONS = {
+        S.PENDING: {S.SUBMITTING, S.FAILED, S.CANCELLED},
+        # Back to PENDING only when the request provably never reached the provider.
+        S.SUBMITTING: {S.IN_QUEUE, S.PENDING, S.FAILED, S.CANCELLED},
+        S.IN_QUEUE: {S.IN_QUEUE, S.IN_PROGRESS, S.DOWNLOADING, S.FAILED, S.CANCELLED},
+        S.IN_PROGRESS: {S.IN_QUEUE, S.IN_PROGRESS, S.DOWNLOADING, S.FAILED, S.CANCELLED},
+        S.DOWNLOADING: {S.DOWNLOADING, S.COMPLETED, S.FAILED},
+        S.COMPLETED: set(),
+        S.FAILED: {S.PENDING},
+        S.CANCELLED: {S.PENDING},
+    }
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+    )
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="generations")
+
+    # The six request parameters, named as the provider names them.
+    prompt = models.TextField(max_length=PROMPT_MAX_LENGTH)
+    image_size = models.CharField(max_length=16, choices=IMAGE_SIZES, default="1024x1024")
+    background = models.CharField(max_length=16, choices=BACKGROUNDS, default="auto")
+    quality = models.CharField(max_length=16, choices=QUALITIES, default="high")
+    num_images = models.PositiveSmallIntegerField(default=1)
+    output_format = models.CharField(max_length=8, choices=OUTPUT_FORMATS, default="png")
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=S.PENDING)
+    request_id = models.CharField("provider request id", max_length=200, blank=True)
+    queue_position = models.PositiveIntegerField(null=True, blank=True)
+    estimated_wait_minutes = models.FloatField(null=True, blank=True)
+    error = models.TextField("failure reason", blank=True)
+    processing_time_ms = models.PositiveIntegerField(null=True, blank=True)
+    provider_metadata = models.JSONField(default=dict, blank=True)
+    # The COMPLETED answer's image list, kept so a download can be resumed after a crash.
+    provider_images = models.JSONField(default=list, blank=True)
+    favourite = models.BooleanField(default=False)
+
+    # Bookkeeping for the pipeline: how often we sent it, when the poller should act next.
+    submit_count = models.PositiveSmallIntegerField(default=0)
+    poll_count = models.PositiveIntegerField(default=0)
+    next_action_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    # A timestamp for each step.
+    created_at = models.DateTimeField(auto_now_add=True)
+    requested_at = models.DateTimeField(default=timezone.now)  # reset by retry
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    provider_completed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GenerationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The poller's every-tick query: unfinished generations whose next action is due.
+            models.Index(fields=["status", "next_action_at"], name="generation_due"),
+            # The studio and gallery pages: a user's newest first.
+            models.Index(fields=["owner", "-created_at"], name="generation_owner_newest"),
+            models.Index(fields=["gallery", "-created_at"], name="generation_gallery_newest"),
+            # Operators search by the provider's id.
+            models.Index(fields=["request_id"], name="generation_request_id"),
+        ]
+
+    def __str__(self):
+        return f"{self.prompt[:60]} ({self.get_status_display()})"
+
+    # -- reading ------------------------------------------------------------------------
+
+    @staticmethod
+    def deadline():
+        return timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS)
+
+    @property
+    def is_finished(self):
+        return self.status in self.FINISHED
+
+    @property
+    def can_retry(self):
+        return self.status in (self.S.FAILED, self.S.CANCELLED)
+
+    @property
+    def can_cancel(self):
+        return self.status in self.CANCELLABLE
+
+    def provider_params(self):
+        """The body of the provider's submit call."""
+        return {
+            "prompt": self.prompt,
+            "image_size": self.image_size,
+            "background": self.background,
+            "quality": self.quality,
+            "num_images": self.num_images,
+            "output_format": self.output_format,
+        }
+
+    def get_absolute_url(self):
+        return reverse("generation_detail", args=[self.pk])
+
+    # -- the state machine ----------------------------------------------------------------
+
+    def _move(self, to, *, expect=None, **fields):
+        """Move from the status this instance holds to `to`, if nobody moved it first.
+
+        Returns False when the row no longer has the status we read (another worker or
+        a person got there first); raises IllegalTransition for a move the machine forbids.
+        """
+        current = self.status
+        if to not in self.TRANSITIONS[current]:
+            raise IllegalTransition(f"generation {self.pk}: {current} -> {to} is not allowed")
+        now = timezone.now()
+        fields = {"status": to, "updated_at": now, **fields}
+        row = Generation.objects.filter(pk=self.pk, status=current)
+        if expect:
+            row = row.filter(**expect)
+        if row.update(**fields) != 1:
+            return False
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return True
+
+    def claim_for_submit(self):
+        """PENDING -> SUBMITTING: only one worker may send a generation to the provider."""
+        return self._move(
+            self.S.SUBMITTING,
+            claimed_at=timezone.now(),
+            submit_count=self.submit_count + 1,
+        )
+
+    def mark_submitted(self, request_id):
+        now = timezone.now()
+        return self._move(
+            self.S.IN_QUEUE,
+            request_id=request_id,
+            submitted_at=now,
+            claimed_at=None,
+            error="",
+            next_action_at=now + timedelta(seconds=settings.FIRST_POLL_SECONDS),
+        )
+
+    def defer_submit(self, reason, delay_seconds):
+        """SUBMITTING -> PENDING: the request provably never reached the provider."""
+        return self._move(
+            self.S.PENDING,
+            error=reason,
+            claimed_at=None,
+            next_action_at=timezone.now() + timedelta(seconds=delay_seconds),
+        )
+
+    def record_progress(self, status, *, queue_position, estimated_wait_minutes, next_in):
+        """A poll answered IN_QUEUE or IN_PROGRESS: keep what it said, poll again later."""
+        now = timezone.now()
+        fields = {
+            "queue_position": queue_position,
+            "estimated_wait_minutes": estimated_wait_minutes,
+            "poll_count": self.poll_count + 1,
+            "next_action_at": now + timedelta(seconds=next_in),
+        }
+        if status == self.S.IN_PROGRESS and self.started_at is None:
+            fields["started_at"] = now
+        return self._move(status, **fields)
+
+    def start_download(self, images, metadata, processing_time_ms):
+        """The provider said COMPLETED: remember its answer and claim the download."""
+        now = timezone.now()
+        return self._move(
+            self.S.DOWNLOADING,
+            provider_images=images,
+            provider_metadata=metadata,
+            processing_time_ms=processing_time_ms,
+            provider_completed_at=now,
+            claimed_at=now,
+            queue_position=None,
+            estimated_wait_minutes=None,
+            next_action_at=now + timedelta(seconds=settings.DOWNLOAD_CLAIM_SECONDS),
+        )
+
+    def reclaim_download(self):
+        """Take over a download whose worker died (its claim is older than allowed)."""
+        now = timezone.now()
+        return self._move(
+            self.S.DOWNLOADING,
+            expect={"claimed_at": self.claimed_at},
+            claimed_at=now,
+            next_action_at=now + timedelta(seconds=settings.DOWNLOAD_CLAIM_SECONDS),
+        )
+
+    def complete(self):
+        return self._move(
+            self.S.COMPLETED, completed_at=timezone.now(), next_action_at=None, claimed_at=None
+        )
+
+    def fail(self, reason):
+        if self.status not in self.UNFINISHED:
+            raise IllegalTransition(f"generation {self.pk} is already {self.status}")
+        return self._move(
+            self.S.FAILED,
+            error=reason[:2000],
+            failed_at=timezone.now(),
+            next_action_at=None,
+            claimed_at=None,
+        )
+
+    def cancel(self):
+        """Stop waiting. The gateway has no cancel call: a running job may still be billed."""
+        if self.status not in self.CANCELLABLE:
+            raise IllegalTransition(f"generation {self.pk} can't be cancelled while {self.status}")
+        return self._move(
+            self.S.CANCELLED, cancelled_at=timezone.now(), next_action_at=None, claimed_at=None
+        )
+
+    def retry(self):
+        """FAILED or CANCELLED -> PENDING: a fresh provider request for the same parameters."""
+        now = timezone.now()
+        return self._move(
+            self.S.PENDING,
+            request_id="",
+            error="",
+            queue_position=None,
+            estimated_wait_minutes=None,
+            provider_images=[],
+            provider_metadata={},
+            processing_time_ms=None,
+            requested_at=now,
+            submitted_at=None,
+            started_at=None,
+            provider_completed_at=None,
+            failed_at=None,
+            cancelled_at=None,
+            poll_count=0,
+            next_action_at=now,
+        )
+
+    # -- storing the images ----------------------------------------------------------------
+
+    def file_stem(self, index):
+        return f"generations/{self.uid}/{index}"
+
+    def store_images(self, images):
+        """Save every downloaded image and its thumbnail, and their rows, all or nothing.
+
+        `images` is a list of (index, FetchedImage-like, thumbnail bytes). Names are fixed
+        per generation and index, so a rerun after a crash overwrites instead of leaving
+        orphans; on any failure every file written here is removed again.
+        """
+        from django.core.files.storage import default_storage
+
+        written = []
+        try:
+            rows = []
+            for index, fetched, thumbnail in images:
+                stem = self.file_stem(index)
+                original_name = f"{stem}.{fetched.format}"
+                thumb_name = f"{stem}-thumb.webp"
+                for name, data in ((original_name, fetched.data), (thumb_name, thumbnail)):
+                    default_storage.delete(name)
+                    saved = default_storage.save(name, ContentFile(data))
+                    written.append(saved)
+                rows.append(
+                    Image(
+                        generation=self,
+                        index=index,
+                        original=written[-2],
+                        thumbnail=written[-1],
+                        width=fetched.width,
+                        height=fetched.height,
+                        content_type=fetched.content_type,
+                        size_bytes=fetched.size_bytes,
+                    )
+                )
+            with transaction.atomic():
+                self.images.all().delete()
+                Image.objects.bulk_create(rows)
+                if not self.complete():
+                    # Cancelled or taken over meanwhile: roll the rows back, drop the files.
+                    raise _Superseded()
+        except BaseException:
+            for name in written:
+                default_storage.delete(name)
+            raise
+        return True
+
+
+class _Superseded(Exception):
+    pass
+
+
+class Image(models.Model):
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField()
+    original = models.FileField(max_length=255)
+    thumbnail = models.FileField(max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    content_type = models.CharField(max_length=32)
+    size_bytes = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["generation", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "index"], name="image_unique_index")
+        ]
+
+    def __str__(self):
+        return f"{self.generation.prompt[:40]} #{self.index + 1}"
+
+    @property
+    def format(self):
+        return self.content_type.removeprefix("image/")
+
+    def get_absolute_url(self):
+        return reverse("image_detail", args=[self.pk])
+
+    def delete_files(self):
+        for field in (self.original, self.thumbnail):
+            if field.name:
+                field.storage.delete(field.name)
+
+
+def new_share_token():
+    # 192 bits from the OS's CSPRNG; never derived from ids.
+    return secrets.token_urlsafe(24)
+
+
+class ShareLinkQuerySet(models.QuerySet):
+    def live(self, now=None):
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ShareLink(models.Model):
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="share_links")
+    token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
+    label = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    view_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.label or f"Link to {self.gallery}"
+
+    @property
+    def is_live(self):
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+    def revoke(self):
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+    def get_absolute_url(self):
+        return reverse("share_gallery", args=[self.token])
+
+
+class Lease(models.Model):
+    """A named lease that one process holds at a time (the poller), and worker heartbeats."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    renewed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name
