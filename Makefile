@@ -15,7 +15,7 @@ include .env
 export
 endif
 
-.PHONY: run test lint bench install install-test browser clean
+.PHONY: run test test-postgres postgres lint bench install install-test browser clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON_SYS)" || { echo "Darkroom needs Python 3.12 or newer (found: $$(python3 --version 2>&1)); install it or use pyenv with .python-version." >&2; exit 1; }
@@ -50,13 +50,34 @@ test: install-test browser
 	@$(BIN)/ruff check --quiet .
 	@$(BIN)/ruff format --check --quiet .
 	@$(BIN)/python -m pytest
+	@$(MAKE) --no-print-directory test-postgres
+
+# Debian's PostgreSQL server, for the tests marked `postgres` and the benchmark.
+HAVE_POSTGRES = ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+postgres:
+	@$(HAVE_POSTGRES) || { \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null; \
+		else echo "PostgreSQL is missing and apt is not usable: PostgreSQL tests will be skipped" >&2; fi; }
+
+# The database-sensitive tests again, on a throwaway PostgreSQL cluster (.ci/with-postgres).
+test-postgres: install-test postgres
+	@if $(HAVE_POSTGRES); then .ci/with-postgres $(BIN)/python -m pytest -m postgres; fi
 
 lint: install-test
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-bench: install-test
-	@$(BIN)/python -m bench
+# The benchmarks: the pipeline's scaling, the zip's memory, and load on one machine
+# (gunicorn, worker, simulator; loopback only) on SQLite and on PostgreSQL.
+# BENCH_ARGS="--users 20 --seconds 20" shortens the load run. Each prints its verdict.
+bench: install-test postgres
+	@status=0; \
+	$(BIN)/python tests/benchmarks/bench_pipeline.py || status=1; \
+	$(BIN)/python tests/benchmarks/bench_zip.py || status=1; \
+	if $(HAVE_POSTGRES); then .ci/with-postgres $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; \
+	else $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; fi; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) data

@@ -5,12 +5,16 @@ SECRET_KEY in the git-ignored data folder. Production sets DEBUG=0 and the varia
 listed in README.md; a missing or malformed value stops start-up with a clear message.
 """
 
+import json
 import os
 import secrets
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -83,6 +87,36 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 
+# HTTPS. Production assumes TLS, usually ended by a reverse proxy in front of gunicorn.
+# TRUSTED_PROXY_COUNT is how many such proxies set X-Forwarded-Proto and X-Forwarded-For;
+# only then are those headers believed (never set it if clients can reach gunicorn directly).
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+# The container's health check asks over plain HTTP from inside the container.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 60 * 60 * 24 * 365)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading commits the whole domain to HTTPS in browsers for months: the domain owner's
+# decision, so it is opt-in and Django's reminder about it is silenced.
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
+
+# Content-Security-Policy, enforced in development too so tests meet every violation:
+# no inline script or style, no eval (htmx runs with allowEval:false, see base.html).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -93,6 +127,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_q",
+    "axes",
     "gallery",
 ]
 
@@ -106,6 +141,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -170,18 +208,36 @@ LOGOUT_REDIRECT_URL = "login"
 # Open teams let people sign themselves up; closed teams turn this off and use admin.
 SIGNUP_ENABLED = envbool("SIGNUP_ENABLED", True)
 
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair waits LOGIN_COOLOFF_MINUTES; never a permanent
+# lock, and keyed on the pair so a stranger cannot lock a colleague out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a throttled pair before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False  # no banner at every start; lockouts are still logged as warnings
+AXES_CLIENT_IP_CALLABLE = "gallery.proxy.client_address"  # honours TRUSTED_PROXY_COUNT
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 if DEBUG:
     STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns at every start when it is missing
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_URL = "media/"  # never routed: private media is served by views after a check
+# Behind nginx, media views answer with X-Accel-Redirect to this internal location (e.g.
+# "/protected-media/", aliased to MEDIA_ROOT) after their check; unset, Django sends the file.
+MEDIA_ACCEL_REDIRECT_PREFIX = env("MEDIA_ACCEL_REDIRECT_PREFIX")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -190,17 +246,29 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+# Media on S3-compatible object storage (AWS S3, MinIO, Cloudflare R2, ...) once a bucket is
+# named, so web and worker processes on several hosts share one store. Needs the `s3` extra
+# (pip install '.[s3]'); boto3 reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY itself.
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+    AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL") or None  # unset: AWS itself
+    AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME") or None
+    AWS_LOCATION = env("AWS_LOCATION")  # a key prefix, to share a bucket
+    AWS_DEFAULT_ACL = None  # objects stay as private as the bucket
+    AWS_S3_FILE_OVERWRITE = False  # a name taken twice gets a suffix, as on disk
 
 # The provider. With no key, Darkroom talks to its built-in simulator (`make run` starts it).
 PIXAZO_API_KEY = env("PIXAZO_API_KEY")
 PIXAZO_SIMULATED = not PIXAZO_API_KEY
 SIMULATOR_PORT = envint("SIMULATOR_PORT", 8001)
+SIMULATOR_HOST = env("SIMULATOR_HOST", "127.0.0.1")  # compose.yaml: the simulator's container
 SIMULATOR_API_KEY = "darkroom-simulator"
 if PIXAZO_SIMULATED:
     PIXAZO_API_KEY = SIMULATOR_API_KEY
 PIXAZO_BASE_URL = env(
     "PIXAZO_BASE_URL",
-    f"http://127.0.0.1:{SIMULATOR_PORT}/gpt-image-1-5-api-923/v1"
+    f"http://{SIMULATOR_HOST}:{SIMULATOR_PORT}/gpt-image-1-5-api-923/v1"
     if PIXAZO_SIMULATED
     else "https://gateway.pixazo.ai/gpt-image-1-5-api-923/v1",
 )
@@ -234,6 +302,49 @@ GENERATION_DEADLINE_SECONDS = envint("GENERATION_DEADLINE_SECONDS", 600)
 FIRST_POLL_SECONDS = envfloat("FIRST_POLL_SECONDS", 0.5)
 MAX_POLL_INTERVAL_SECONDS = envfloat("MAX_POLL_INTERVAL_SECONDS", 10.0)
 DOWNLOAD_CLAIM_SECONDS = envint("DOWNLOAD_CLAIM_SECONDS", 60)
-POLLER_CONCURRENCY = envint("POLLER_CONCURRENCY", 16)
+# Longer than the client's worst case for one submit with all its retries (~7 minutes).
+SUBMIT_CLAIM_SECONDS = envint("SUBMIT_CLAIM_SECONDS", 600)
+POLLER_CONCURRENCY = envint("POLLER_CONCURRENCY", 8)
 IMAGE_MAX_BYTES = envint("IMAGE_MAX_BYTES", 25 * 1024 * 1024)
 IMAGE_MAX_PIXELS = envint("IMAGE_MAX_PIXELS", 4096 * 4096)
+
+# Spend control (gallery/spend.py): estimated USD per image by quality, then size. The
+# defaults are GPT-Image 1.5's published prices on fal. The gateway's extra "standard"
+# quality has no published price: it is estimated as medium, the gateway's faster
+# alternative to high. PRICE_TABLE in the environment is JSON in the same shape, laid
+# over the defaults: {"high": {"1024x1024": 0.15}} changes one price.
+DEFAULT_PRICE_TABLE = {
+    "low": {"1024x1024": "0.009", "1024x1536": "0.013", "1536x1024": "0.013"},
+    "medium": {"1024x1024": "0.034", "1024x1536": "0.051", "1536x1024": "0.050"},
+    "high": {"1024x1024": "0.133", "1024x1536": "0.200", "1536x1024": "0.199"},
+    "standard": {"1024x1024": "0.034", "1024x1536": "0.051", "1536x1024": "0.050"},
+}
+
+
+def envprices(name, default):
+    table = {q: {s: Decimal(p) for s, p in sizes.items()} for q, sizes in default.items()}
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return table
+    example = '{"high": {"1024x1024": 0.15}}'
+    try:
+        override = json.loads(value, parse_float=Decimal, parse_int=Decimal)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} is not JSON ({exc}); expected e.g. {example}") from None
+    if not isinstance(override, dict) or not all(isinstance(s, dict) for s in override.values()):
+        raise ImproperlyConfigured(f"{name} must map quality to size to price, e.g. {example}")
+    for quality, sizes in override.items():
+        for size, price in sizes.items():
+            if not isinstance(price, Decimal) or price < 0:
+                raise ImproperlyConfigured(
+                    f"{name}: the {quality} {size} price must be a number of dollars, not {price!r}"
+                )
+            table.setdefault(quality, {})[size] = price
+    return table
+
+
+PRICE_TABLE = envprices("PRICE_TABLE", DEFAULT_PRICE_TABLE)
+
+# /healthz calls the worker stale when its heartbeat (the every-minute watchdog task) is
+# older than this; django-q2 fires that schedule every 30 to 60 seconds or so.
+WORKER_STALE_SECONDS = envint("WORKER_STALE_SECONDS", 180)

@@ -75,6 +75,16 @@ class Gallery(models.Model):
         )
         return gallery
 
+    def remove(self, *, keep_images):
+        """Delete this gallery and its share links. With keep_images its generations move
+        to the owner's default gallery; without, they go too (their files on commit)."""
+        if self.is_default:
+            raise ValueError("the default gallery can't be deleted: new images land there")
+        with transaction.atomic():
+            if keep_images:
+                self.generations.update(gallery=Gallery.default_for(self.owner))
+            self.delete()
+
 
 class GenerationQuerySet(models.QuerySet):
     def for_user(self, user):
@@ -93,7 +103,12 @@ class GenerationQuerySet(models.QuerySet):
 
     def past_deadline(self, now=None):
         now = now or timezone.now()
-        return self.unfinished().filter(requested_at__lt=now - Generation.deadline())
+        # A SUBMITTING one may be mid-request: only its claim's expiry may end it.
+        return (
+            self.unfinished()
+            .exclude(status=Generation.Status.SUBMITTING)
+            .filter(requested_at__lt=now - Generation.deadline())
+        )
 
 
 class Generation(models.Model):
@@ -155,9 +170,11 @@ class Generation(models.Model):
     favourite = models.BooleanField(default=False)
 
     # Bookkeeping for the pipeline: how often we sent it, when the poller should act next.
-    submit_count = models.PositiveSmallIntegerField(default=0)
+    submit_count = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times the provider accepted this generation"
+    )
     poll_count = models.PositiveIntegerField(default=0)
-    next_action_at = models.DateTimeField(null=True, blank=True)
+    next_action_at = models.DateTimeField(default=timezone.now, null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
 
     # A timestamp for each step.
@@ -188,6 +205,9 @@ class Generation(models.Model):
     def __str__(self):
         return f"{self.prompt[:60]} ({self.get_status_display()})"
 
+    def get_absolute_url(self):
+        return reverse("generation_detail", args=[self.pk])
+
     # -- reading ------------------------------------------------------------------------
 
     @staticmethod
@@ -197,6 +217,13 @@ class Generation(models.Model):
     @property
     def is_finished(self):
         return self.status in self.FINISHED
+
+    def is_due(self):
+        return (
+            self.status in self.POLLER_STATES
+            and self.next_action_at is not None
+            and self.next_action_at <= timezone.now()
+        )
 
     @property
     def can_retry(self):
@@ -216,9 +243,6 @@ class Generation(models.Model):
             "num_images": self.num_images,
             "output_format": self.output_format,
         }
-
-    def get_absolute_url(self):
-        return reverse("generation_detail", args=[self.pk])
 
     # -- the state machine ----------------------------------------------------------------
 
@@ -244,10 +268,12 @@ class Generation(models.Model):
 
     def claim_for_submit(self):
         """PENDING -> SUBMITTING: only one worker may send a generation to the provider."""
+        now = timezone.now()
         return self._move(
             self.S.SUBMITTING,
-            claimed_at=timezone.now(),
-            submit_count=self.submit_count + 1,
+            claimed_at=now,
+            # Only if the submitter dies does the poller look at it again, after this long.
+            next_action_at=now + timedelta(seconds=settings.SUBMIT_CLAIM_SECONDS),
         )
 
     def mark_submitted(self, request_id):
@@ -255,6 +281,7 @@ class Generation(models.Model):
         return self._move(
             self.S.IN_QUEUE,
             request_id=request_id,
+            submit_count=self.submit_count + 1,
             submitted_at=now,
             claimed_at=None,
             error="",
@@ -308,6 +335,15 @@ class Generation(models.Model):
             next_action_at=now + timedelta(seconds=settings.DOWNLOAD_CLAIM_SECONDS),
         )
 
+    def postpone_download(self, seconds, note):
+        """A download hit a passing fault: keep the claim released, try again in a while."""
+        return self._move(
+            self.S.DOWNLOADING,
+            expect={"claimed_at": self.claimed_at},
+            error=note[:2000],
+            next_action_at=timezone.now() + timedelta(seconds=seconds),
+        )
+
     def complete(self):
         return self._move(
             self.S.COMPLETED, completed_at=timezone.now(), next_action_at=None, claimed_at=None
@@ -316,13 +352,18 @@ class Generation(models.Model):
     def fail(self, reason):
         if self.status not in self.UNFINISHED:
             raise IllegalTransition(f"generation {self.pk} is already {self.status}")
-        return self._move(
+        was_downloading = self.status == self.S.DOWNLOADING
+        moved = self._move(
             self.S.FAILED,
             error=reason[:2000],
             failed_at=timezone.now(),
             next_action_at=None,
             claimed_at=None,
         )
+        if moved and was_downloading:
+            # A download killed part-way may have left files behind: nothing may stay orphaned.
+            self.delete_stored_files()
+        return moved
 
     def cancel(self):
         """Stop waiting. The gateway has no cancel call: a running job may still be billed."""
@@ -356,8 +397,22 @@ class Generation(models.Model):
 
     # -- storing the images ----------------------------------------------------------------
 
+    def file_folder(self):
+        return f"generations/{self.uid}"
+
     def file_stem(self, index):
-        return f"generations/{self.uid}/{index}"
+        return f"{self.file_folder()}/{index}"
+
+    def delete_stored_files(self):
+        """Remove every file stored under this generation's folder (rows are the caller's)."""
+        from django.core.files.storage import default_storage
+
+        try:
+            _, files = default_storage.listdir(self.file_folder())
+        except FileNotFoundError:
+            return
+        for name in files:
+            default_storage.delete(f"{self.file_folder()}/{name}")
 
     def store_images(self, images):
         """Save every downloaded image and its thumbnail, and their rows, all or nothing.
@@ -395,13 +450,22 @@ class Generation(models.Model):
                 self.images.all().delete()
                 Image.objects.bulk_create(rows)
                 if not self.complete():
-                    # Cancelled or taken over meanwhile: roll the rows back, drop the files.
+                    # Failed (past its deadline) or taken over meanwhile: undo everything.
                     raise _Superseded()
+        except _Superseded:
+            self._delete_names(written)
+            return False
         except BaseException:
-            for name in written:
-                default_storage.delete(name)
+            self._delete_names(written)
             raise
         return True
+
+    @staticmethod
+    def _delete_names(names):
+        from django.core.files.storage import default_storage
+
+        for name in names:
+            default_storage.delete(name)
 
 
 class _Superseded(Exception):
@@ -428,12 +492,12 @@ class Image(models.Model):
     def __str__(self):
         return f"{self.generation.prompt[:40]} #{self.index + 1}"
 
+    def get_absolute_url(self):
+        return reverse("image_detail", args=[self.pk])
+
     @property
     def format(self):
         return self.content_type.removeprefix("image/")
-
-    def get_absolute_url(self):
-        return reverse("image_detail", args=[self.pk])
 
     def delete_files(self):
         for field in (self.original, self.thumbnail):
@@ -471,23 +535,42 @@ class ShareLink(models.Model):
     def __str__(self):
         return self.label or f"Link to {self.gallery}"
 
+    def get_absolute_url(self):
+        return reverse("share_gallery", args=[self.token])
+
     @property
     def is_live(self):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > timezone.now()
 
+    @property
+    def is_expired(self):
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
     def revoke(self):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
 
-    def get_absolute_url(self):
-        return reverse("share_gallery", args=[self.token])
+    def images(self):
+        """What a visitor of this link may see: completed images of its gallery."""
+        return Image.objects.filter(
+            generation__gallery_id=self.gallery_id,
+            generation__status=Generation.Status.COMPLETED,
+        )
+
+    def record_view(self):
+        # In the database, so visitors arriving together never overwrite each other's count.
+        ShareLink.objects.filter(pk=self.pk).update(view_count=models.F("view_count") + 1)
 
 
 class Lease(models.Model):
-    """A named lease that one process holds at a time (the poller), and worker heartbeats."""
+    """A named lease one process holds at a time (the poller); also a worker's heartbeat.
+
+    Taking and renewing are conditional UPDATEs, so of two processes racing for an
+    expired lease exactly one wins; a holder that dies simply lets it expire.
+    """
 
     name = models.CharField(max_length=50, primary_key=True)
     holder = models.CharField(max_length=100, blank=True)
@@ -496,3 +579,58 @@ class Lease(models.Model):
 
     def __str__(self):
         return self.name
+
+    @classmethod
+    def acquire(cls, name, holder, seconds):
+        now = timezone.now()
+        cls.objects.get_or_create(name=name)
+        free = Q(expires_at__isnull=True) | Q(expires_at__lt=now) | Q(holder=holder)
+        return (
+            cls.objects.filter(free, name=name).update(
+                holder=holder, expires_at=now + timedelta(seconds=seconds), renewed_at=now
+            )
+            == 1
+        )
+
+    @classmethod
+    def release(cls, name, holder):
+        cls.objects.filter(name=name, holder=holder).update(expires_at=None, holder="")
+
+    @classmethod
+    def is_held(cls, name):
+        return cls.objects.filter(name=name, expires_at__gte=timezone.now()).exists()
+
+    @classmethod
+    def beat(cls, name):
+        """Record that a process named `name` is alive now."""
+        now = timezone.now()
+        cls.objects.update_or_create(name=name, defaults={"renewed_at": now})
+
+    @classmethod
+    def last_beat(cls, name):
+        return cls.objects.filter(name=name).values_list("renewed_at", flat=True).first()
+
+
+class Quota(models.Model):
+    """An operator's limit on how many images one person may make per calendar month.
+
+    Set in admin; no row, or an empty limit, means no limit (gallery/spend.py counts).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota"
+    )
+    monthly_images = models.PositiveIntegerField(
+        "images per month",
+        null=True,
+        blank=True,
+        help_text="How many images this person may make each calendar month. Empty: no limit.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "monthly quota"
+
+    def __str__(self):
+        limit = "no limit" if self.monthly_images is None else f"{self.monthly_images} images"
+        return f"{self.user}: {limit} a month"

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django_q.signals import post_spawn
 
 from gallery.models import Gallery, Image
 
@@ -16,3 +17,10 @@ def delete_image_files(sender, instance, **kwargs):
 def give_new_user_a_gallery(sender, instance, created, raw=False, **kwargs):
     if created and not raw:
         Gallery.default_for(instance)
+
+
+@receiver(post_spawn)
+def resume_pipeline_when_a_worker_starts(sender, proc_name, **kwargs):
+    from gallery.tasks import resume_after_restart
+
+    resume_after_restart()

@@ -1,7 +1,54 @@
 from django.urls import path
 
-from gallery import views
+from gallery.views import galleries, media, ops, share, studio
 
 urlpatterns = [
-    path("", views.studio, name="studio"),
+    # The studio: generate, watch, browse (issue: studio).
+    path("", studio.studio, name="studio"),
+    path("generate/", studio.generate, name="generate"),
+    path("generations/<int:pk>/", studio.generation_detail, name="generation_detail"),
+    path("generations/<int:pk>/card/", studio.generation_card, name="generation_card"),
+    path("generations/<int:pk>/retry/", studio.generation_retry, name="generation_retry"),
+    path("generations/<int:pk>/cancel/", studio.generation_cancel, name="generation_cancel"),
+    path(
+        "generations/<int:pk>/favourite/",
+        studio.generation_favourite,
+        name="generation_favourite",
+    ),
+    path("generations/<int:pk>/delete/", studio.generation_delete, name="generation_delete"),
+    path("images/<int:pk>/", studio.image_detail, name="image_detail"),
+    # Load balancers and uptime checks: no sign-in, nothing sensitive (issue: operations).
+    path("healthz", ops.healthz, name="healthz"),
+    # Galleries, share links and moving generations between galleries (issue: galleries).
+    path("galleries/", galleries.gallery_list, name="gallery_list"),
+    path("galleries/new/", galleries.gallery_create, name="gallery_create"),
+    path("galleries/<int:pk>/rename/", galleries.gallery_rename, name="gallery_rename"),
+    path("galleries/<int:pk>/delete/", galleries.gallery_delete, name="gallery_delete"),
+    path("galleries/<int:pk>/download.zip", media.gallery_zip, name="gallery_zip"),
+    path("galleries/<int:pk>/links/new/", galleries.sharelink_create, name="sharelink_create"),
+    path("links/<int:pk>/revoke/", galleries.sharelink_revoke, name="sharelink_revoke"),
+    path("generations/<int:pk>/move/", galleries.generation_move, name="generation_move"),
+    # Private media: served by views after an owner check, never from MEDIA_URL.
+    path("media/images/<int:pk>/original/", media.image_original, name="image_original"),
+    path("media/images/<int:pk>/thumbnail/", media.image_thumbnail, name="image_thumbnail"),
+    path("media/images/<int:pk>/download/", media.image_download, name="image_download"),
+    # Public, read-only pages behind a live share link; no account needed.
+    path("s/<str:token>/", share.share_gallery, name="share_gallery"),
+    path("s/<str:token>/download.zip", media.share_zip, name="share_zip"),
+    path("s/<str:token>/images/<int:pk>/", share.share_image, name="share_image"),
+    path(
+        "s/<str:token>/images/<int:pk>/original/",
+        media.share_image_original,
+        name="share_image_original",
+    ),
+    path(
+        "s/<str:token>/images/<int:pk>/thumbnail/",
+        media.share_image_thumbnail,
+        name="share_image_thumbnail",
+    ),
+    path(
+        "s/<str:token>/images/<int:pk>/download/",
+        media.share_image_download,
+        name="share_image_download",
+    ),
 ]

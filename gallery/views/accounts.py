@@ -1,16 +1,9 @@
 from django.conf import settings
 from django.contrib.auth import login
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
-
-
-@require_GET
-@login_required
-def studio(request):
-    return render(request, "gallery/studio.html")
+from django.views.decorators.http import require_http_methods
 
 
 @require_http_methods(["GET", "POST"])
@@ -19,7 +12,7 @@ def signup(request):
         raise Http404("Sign-up is closed on this instance")
     if request.user.is_authenticated:
         return redirect("studio")
-    form = UserCreationForm(request.POST or None)
+    form = UserCreationForm(request.POST or None, label_suffix="")
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")

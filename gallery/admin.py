@@ -1,0 +1,571 @@
+"""Operators' screens: find anything, fix failed generations, revoke links, control spend.
+
+List pages stay one page of queries however many rows there are: related rows come
+through list_select_related, counts and costs are annotated, and a generation's preview
+is its first image's id from a subquery. The provider's answer is read-only: status
+changes only through the state machine's methods (the retry and cancel actions).
+Thumbnails come from a staff-only view here, because the site's media views serve owners.
+"""
+
+import json
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
+from django.utils import dateformat, timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from django.utils.translation import ngettext
+
+from gallery import spend
+from gallery.models import Gallery, Generation, Image, Quota, ShareLink
+from gallery.tasks import enqueue_submit
+
+S = Generation.Status
+STATUS_BADGES = {
+    S.COMPLETED: "ok",
+    S.FAILED: "danger",
+    S.CANCELLED: "neutral",
+}
+
+
+class DarkroomAdminMixin:
+    class Media:
+        css = {"all": ["css/admin.css"]}
+
+
+NO_THUMBNAIL = mark_safe('<span class="dr-thumb dr-thumb--empty" aria-hidden="true"></span>')  # noqa: S308
+
+
+def thumbnail_tag(image_id, alt):
+    if image_id is None:
+        return NO_THUMBNAIL
+    url = reverse("admin:gallery_image_thumbnail", args=[image_id])
+    return format_html(
+        '<img class="dr-thumb" src="{}" alt="{}" loading="lazy" width="48" height="48">', url, alt
+    )
+
+
+def badge(text, kind):
+    return format_html('<span class="dr-badge dr-badge--{}">{}</span>', kind, text)
+
+
+def shorten(text, limit=60):
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def money(amount):
+    return f"${amount:.3f}"
+
+
+def pretty_json(value):
+    return format_html('<pre class="dr-json">{}</pre>', json.dumps(value, indent=2))
+
+
+# -- generations ----------------------------------------------------------------------------
+
+
+class ImageInline(admin.TabularInline):
+    model = Image
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["preview", "index", "dimensions", "content_type", "file_size", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Preview")
+    def preview(self, image):
+        return thumbnail_tag(image.pk, f"Image {image.index + 1}")
+
+    @admin.display(description="Size")
+    def dimensions(self, image):
+        return f"{image.width}×{image.height}"
+
+    @admin.display(description="Bytes")
+    def file_size(self, image):
+        return filesizeformat(image.size_bytes)
+
+
+@admin.register(Generation)
+class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "preview",
+        "short_prompt",
+        "owner",
+        "status_badge",
+        "size",
+        "quality_code",
+        "images",
+        "created",
+        "processing_time",
+        "cost",
+    ]
+    list_display_links = ["preview", "short_prompt"]
+    list_select_related = ["owner"]
+    list_filter = [
+        "status",
+        "quality",
+        "image_size",
+        "output_format",
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["prompt", "owner__username", "owner__email", "request_id"]
+    search_help_text = "Prompt, owner's user name or email, or the provider's request id."
+    date_hierarchy = "created_at"
+    actions = ["retry_generations", "cancel_generations"]
+    inlines = [ImageInline]
+    fieldsets = [
+        (
+            "Request",
+            {
+                "fields": [
+                    "owner",
+                    "gallery",
+                    "prompt",
+                    ("image_size", "quality", "num_images"),
+                    ("background", "output_format"),
+                    "favourite",
+                    "cost",
+                ]
+            },
+        ),
+        (
+            "Status",
+            {
+                "fields": [
+                    "status_badge",
+                    "error",
+                    "request_id",
+                    ("queue_position", "estimated_wait_minutes"),
+                    "processing_time",
+                ]
+            },
+        ),
+        ("Provider's answer", {"fields": ["metadata", "provider_image_list"]}),
+        (
+            "Timeline",
+            {
+                "fields": [
+                    ("created_at", "requested_at", "submitted_at", "started_at"),
+                    ("provider_completed_at", "completed_at", "failed_at", "cancelled_at"),
+                    "updated_at",
+                ]
+            },
+        ),
+        (
+            "Pipeline bookkeeping",
+            {
+                "classes": ["collapse"],
+                "fields": ["uid", ("submit_count", "poll_count"), "next_action_at", "claimed_at"],
+            },
+        ),
+    ]
+    # Only `favourite` may be edited: the rest is the request as sent and the provider's
+    # answer, and a status only changes through the actions below.
+    readonly_fields = [
+        "owner",
+        "gallery",
+        "prompt",
+        "image_size",
+        "quality",
+        "num_images",
+        "background",
+        "output_format",
+        "cost",
+        "status_badge",
+        "error",
+        "request_id",
+        "queue_position",
+        "estimated_wait_minutes",
+        "processing_time",
+        "metadata",
+        "provider_image_list",
+        "created_at",
+        "requested_at",
+        "submitted_at",
+        "started_at",
+        "provider_completed_at",
+        "completed_at",
+        "failed_at",
+        "cancelled_at",
+        "updated_at",
+        "uid",
+        "submit_count",
+        "poll_count",
+        "next_action_at",
+        "claimed_at",
+    ]
+
+    def has_add_permission(self, request):
+        # Generations start in the studio, which checks the quota and enqueues them.
+        return False
+
+    def get_queryset(self, request):
+        first_image = Image.objects.filter(generation=OuterRef("pk")).order_by("index")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                image_count=Count("images"),
+                first_image_id=Subquery(first_image.values("pk")[:1]),
+                estimated_cost=spend.cost_expression(),
+            )
+        )
+
+    @admin.display(description="Preview")
+    def preview(self, generation):
+        return thumbnail_tag(generation.first_image_id, "")
+
+    @admin.display(description="Prompt", ordering="prompt")
+    def short_prompt(self, generation):
+        return shorten(generation.prompt)
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, generation):
+        return badge(generation.get_status_display(), STATUS_BADGES.get(generation.status, "info"))
+
+    # Short forms of the choices: the list has many columns to fit.
+    @admin.display(description="Size", ordering="image_size")
+    def size(self, generation):
+        return generation.image_size.replace("x", "×")
+
+    @admin.display(description="Quality", ordering="quality")
+    def quality_code(self, generation):
+        return generation.quality
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, generation):
+        return dateformat.format(timezone.localtime(generation.created_at), "Y-m-d H:i")
+
+    @admin.display(description="Images", ordering="image_count")
+    def images(self, generation):
+        return f"{generation.image_count} of {generation.num_images}"
+
+    @admin.display(description="Processing", ordering="processing_time_ms")
+    def processing_time(self, generation):
+        if generation.processing_time_ms is None:
+            return "—"
+        return f"{generation.processing_time_ms / 1000:.1f} s"
+
+    @admin.display(description="Est. cost", ordering="estimated_cost")
+    def cost(self, generation):
+        # Failed generations deliver nothing and aren't charged (gallery/spend.py).
+        return "—" if generation.status == S.FAILED else money(generation.estimated_cost)
+
+    @admin.display(description="Metadata")
+    def metadata(self, generation):
+        return pretty_json(generation.provider_metadata)
+
+    @admin.display(description="Images as the provider listed them")
+    def provider_image_list(self, generation):
+        return pretty_json(generation.provider_images)
+
+    @admin.action(description="Retry selected failed or cancelled generations")
+    def retry_generations(self, request, queryset):
+        # An operator's retry is not held to the owner's quota: it is the operator's call.
+        retried = 0
+        for generation in queryset:
+            if generation.can_retry and generation.retry():
+                enqueue_submit(generation)
+                retried += 1
+        self._report(
+            request, retried, queryset.count(), "re-queued", "only failed or cancelled ones retry"
+        )
+
+    @admin.action(description="Cancel selected unfinished generations")
+    def cancel_generations(self, request, queryset):
+        cancelled = 0
+        for generation in queryset:
+            # cancel() is False when the generation moved on meanwhile (say, it finished).
+            if generation.can_cancel and generation.cancel():
+                cancelled += 1
+        self._report(
+            request, cancelled, queryset.count(), "cancelled", "finished or saving its images"
+        )
+
+    def _report(self, request, done, selected, verb, why_others_were_skipped):
+        self.message_user(
+            request,
+            ngettext("%(n)d generation %(verb)s.", "%(n)d generations %(verb)s.", done)
+            % {"n": done, "verb": verb},
+            messages.SUCCESS if done else messages.WARNING,
+        )
+        if skipped := selected - done:
+            self.message_user(
+                request, f"{skipped} skipped: {why_others_were_skipped}.", messages.WARNING
+            )
+
+
+# -- images ---------------------------------------------------------------------------------
+
+
+@admin.register(Image)
+class ImageAdmin(DarkroomAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "preview",
+        "generation_prompt",
+        "owner",
+        "dimensions",
+        "content_type",
+        "file_size",
+        "created_at",
+    ]
+    list_select_related = ["generation__owner"]
+    list_filter = ["content_type", ("created_at", admin.DateFieldListFilter)]
+    search_fields = [
+        "generation__prompt",
+        "generation__owner__username",
+        "generation__owner__email",
+        "generation__request_id",
+    ]
+    date_hierarchy = "created_at"
+    fields = [
+        "preview",
+        "generation",
+        "index",
+        ("width", "height"),
+        "content_type",
+        "file_size",
+        "original",
+        "thumbnail",
+        "created_at",
+    ]
+    readonly_fields = [
+        "preview",
+        "generation",
+        "index",
+        "width",
+        "height",
+        "content_type",
+        "file_size",
+        "original",
+        "thumbnail",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_urls(self):
+        thumbnail = self.admin_site.admin_view(self.thumbnail_view)
+        return [
+            path("<int:pk>/thumbnail/", thumbnail, name="gallery_image_thumbnail"),
+            *super().get_urls(),
+        ]
+
+    def thumbnail_view(self, request, pk):
+        """Staff only (admin_view checks): the stored thumbnail, whoever owns it."""
+        image = get_object_or_404(Image, pk=pk)
+        try:
+            stream = image.thumbnail.open("rb")
+        except FileNotFoundError:
+            raise Http404("The thumbnail file is missing") from None
+        response = FileResponse(stream, content_type="image/webp")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    @admin.display(description="Preview")
+    def preview(self, image):
+        return thumbnail_tag(image.pk, "")
+
+    @admin.display(description="Prompt", ordering="generation__prompt")
+    def generation_prompt(self, image):
+        return f"{shorten(image.generation.prompt)} #{image.index + 1}"
+
+    @admin.display(description="Owner", ordering="generation__owner__username")
+    def owner(self, image):
+        return image.generation.owner
+
+    @admin.display(description="Size")
+    def dimensions(self, image):
+        return f"{image.width}×{image.height}"
+
+    @admin.display(description="Bytes", ordering="size_bytes")
+    def file_size(self, image):
+        return filesizeformat(image.size_bytes)
+
+
+# -- galleries and share links --------------------------------------------------------------
+
+
+class ShareLinkState(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("live", "Live"), ("expired", "Expired"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        match self.value():
+            case "live":
+                return queryset.live(now)
+            case "expired":
+                return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+            case "revoked":
+                return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(DarkroomAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "gallery",
+        "owner",
+        "state",
+        "view_count",
+        "expires_at",
+        "revoked_at",
+        "created_at",
+    ]
+    list_select_related = ["gallery__owner"]
+    list_filter = [ShareLinkState, ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["label", "gallery__name", "gallery__owner__username", "gallery__owner__email"]
+    date_hierarchy = "created_at"
+    actions = ["revoke_links"]
+    # The token is a password for the gallery: it is never shown here.
+    fields = ["gallery", "label", "expires_at", "state", "view_count", "revoked_at", "created_at"]
+    readonly_fields = ["gallery", "state", "view_count", "revoked_at", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="Owner", ordering="gallery__owner__username")
+    def owner(self, link):
+        return link.gallery.owner
+
+    @admin.display(description="State")
+    def state(self, link):
+        if link.revoked_at is not None:
+            return badge("Revoked", "neutral")
+        if not link.is_live:
+            return badge("Expired", "warn")
+        return badge("Live", "ok")
+
+    @admin.action(description="Revoke selected share links")
+    def revoke_links(self, request, queryset):
+        links = list(queryset.filter(revoked_at__isnull=True))
+        for link in links:
+            link.revoke()
+        self.message_user(
+            request,
+            ngettext("%d share link revoked.", "%d share links revoked.", len(links)) % len(links),
+            messages.SUCCESS,
+        )
+
+
+class ShareLinkInline(admin.TabularInline):
+    model = ShareLink
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["label", "expires_at", "revoked_at", "view_count", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Gallery)
+class GalleryAdmin(DarkroomAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "owner", "is_default", "generation_count", "live_links", "created_at"]
+    list_select_related = ["owner"]
+    list_filter = ["is_default", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["name", "owner__username", "owner__email"]
+    date_hierarchy = "created_at"
+    fields = ["name", "owner", "is_default", "created_at", "updated_at"]
+    readonly_fields = ["owner", "is_default", "created_at", "updated_at"]
+    inlines = [ShareLinkInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_queryset(self, request):
+        live = Q(share_links__revoked_at__isnull=True) & (
+            Q(share_links__expires_at__isnull=True) | Q(share_links__expires_at__gt=timezone.now())
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                generation_total=Count("generations", distinct=True),
+                live_link_total=Count("share_links", filter=live, distinct=True),
+            )
+        )
+
+    @admin.display(description="Generations", ordering="generation_total")
+    def generation_count(self, gallery):
+        return gallery.generation_total
+
+    @admin.display(description="Live share links", ordering="live_link_total")
+    def live_links(self, gallery):
+        return gallery.live_link_total
+
+
+# -- people: usage and quotas ---------------------------------------------------------------
+
+
+class UsageColumns:
+    """This month's images and estimated cost, annotated on the list (gallery/spend.py)."""
+
+    usage_prefix = ""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(**spend.usage_annotations(self.usage_prefix))
+
+    @admin.display(description="Images this month", ordering="images_this_month")
+    def images_this_month(self, obj):
+        return obj.images_this_month
+
+    @admin.display(description="Est. cost this month", ordering="cost_this_month")
+    def cost_this_month(self, obj):
+        return money(obj.cost_this_month)
+
+
+@admin.register(Quota)
+class QuotaAdmin(UsageColumns, DarkroomAdminMixin, admin.ModelAdmin):
+    usage_prefix = "user__generations__"
+    list_display = ["user", "monthly_images", "images_this_month", "cost_this_month", "updated_at"]
+    list_editable = ["monthly_images"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "user__email"]
+    autocomplete_fields = ["user"]
+
+
+class QuotaInline(admin.StackedInline):
+    model = Quota
+    can_delete = False
+    fields = ["monthly_images"]
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class DarkroomUserAdmin(UsageColumns, DarkroomAdminMixin, UserAdmin):
+    usage_prefix = "generations__"
+    list_display = [
+        *UserAdmin.list_display,
+        "images_this_month",
+        "cost_this_month",
+        "monthly_quota",
+    ]
+    list_select_related = ["quota"]
+    inlines = [QuotaInline]
+
+    @admin.display(description="Monthly quota", ordering="quota__monthly_images")
+    def monthly_quota(self, user):
+        quota = getattr(user, "quota", None)
+        if quota is None or quota.monthly_images is None:
+            return "—"
+        return quota.monthly_images

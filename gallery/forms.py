@@ -1,0 +1,206 @@
+"""Validation that mirrors the provider contract, so bad input never reaches the gateway."""
+
+from datetime import timedelta
+
+from django import forms
+from django.utils import timezone
+
+from gallery import spend
+from gallery.models import (
+    BACKGROUNDS,
+    IMAGE_SIZES,
+    MAX_IMAGES,
+    OUTPUT_FORMATS,
+    PROMPT_MAX_LENGTH,
+    QUALITIES,
+    Gallery,
+    Generation,
+    ShareLink,
+)
+
+
+class GenerationForm(forms.ModelForm):
+    """Field names are the API's parameter names; defaults are the contract's example."""
+
+    prompt = forms.CharField(
+        max_length=PROMPT_MAX_LENGTH,
+        strip=True,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": "A lighthouse at dusk, painted in watercolour…"}
+        ),
+        error_messages={"required": "Describe the image you want: the prompt can't be empty."},
+    )
+    image_size = forms.ChoiceField(choices=IMAGE_SIZES, initial="1024x1024", label="Size")
+    background = forms.ChoiceField(choices=BACKGROUNDS, initial="auto")
+    quality = forms.ChoiceField(choices=QUALITIES, initial="high")
+    num_images = forms.TypedChoiceField(
+        choices=[(n, str(n)) for n in range(1, MAX_IMAGES + 1)],
+        coerce=int,
+        initial=1,
+        label="Number of images",
+    )
+    output_format = forms.ChoiceField(choices=OUTPUT_FORMATS, initial="png", label="Format")
+
+    class Meta:
+        model = Generation
+        fields = [
+            "prompt",
+            "image_size",
+            "background",
+            "quality",
+            "num_images",
+            "output_format",
+            "gallery",
+        ]
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+        self.fields["gallery"].queryset = Gallery.objects.for_user(owner)
+        self.fields["gallery"].required = False
+        self.fields["gallery"].empty_label = None
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("background") == "transparent" and cleaned.get("output_format") == "jpeg":
+            self.add_error(
+                "output_format",
+                "JPEG has no transparency: choose PNG or WebP for a transparent background.",
+            )
+        # Last, so a request is only counted against the quota once it is otherwise valid.
+        if not self.errors and (refusal := spend.quota_refusal(self.owner, cleaned["num_images"])):
+            raise forms.ValidationError(refusal, code="quota")
+        return cleaned
+
+    def save(self, commit=True):
+        generation = super().save(commit=False)
+        generation.owner = self.owner
+        if generation.gallery_id is None:
+            generation.gallery = Gallery.default_for(self.owner)
+        if commit:
+            generation.save()
+        return generation
+
+
+class GalleryForm(forms.ModelForm):
+    """Create (instance=Gallery(owner=...)) or rename a gallery."""
+
+    class Meta:
+        model = Gallery
+        fields = ["name"]
+        widgets = {"name": forms.TextInput(attrs={"placeholder": "Moodboard, Client X, Posters…"})}
+
+    def clean_name(self):
+        # The owner is not a form field, so ModelForm skips the (owner, name) constraint;
+        # checked here, ignoring case, so "Posters" and "posters" can't both exist.
+        name = self.cleaned_data["name"]
+        taken = Gallery.objects.for_user(self.instance.owner).filter(name__iexact=name)
+        if taken.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"You already have a gallery called “{name}”.")
+        return name
+
+
+class GalleryDeleteForm(forms.Form):
+    KEEP, DELETE = "keep", "delete"
+
+    images = forms.ChoiceField(
+        choices=[(KEEP, "Move its images to the default gallery"), (DELETE, "Delete its images")],
+        initial=KEEP,
+        widget=forms.RadioSelect,
+        label="Its images",
+    )
+
+    @property
+    def keep_images(self):
+        return self.cleaned_data["images"] == self.KEEP
+
+
+class ShareLinkForm(forms.ModelForm):
+    LIFETIMES = {
+        "1": timedelta(days=1),
+        "7": timedelta(days=7),
+        "30": timedelta(days=30),
+        "never": None,
+    }
+
+    expires_in = forms.ChoiceField(
+        choices=[("1", "1 day"), ("7", "7 days"), ("30", "30 days"), ("never", "Never")],
+        initial="7",
+        label="Expires after",
+    )
+
+    class Meta:
+        model = ShareLink
+        fields = ["label"]
+        widgets = {"label": forms.TextInput(attrs={"placeholder": "Who is it for?"})}
+        help_texts = {"label": "Only you see the label."}
+
+    def save(self, commit=True):
+        link = super().save(commit=False)
+        lifetime = self.LIFETIMES[self.cleaned_data["expires_in"]]
+        link.expires_at = timezone.now() + lifetime if lifetime else None
+        if commit:
+            link.save()
+        return link
+
+
+class MoveGenerationForm(forms.Form):
+    gallery = forms.ModelChoiceField(queryset=Gallery.objects.none(), empty_label=None)
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["gallery"].queryset = Gallery.objects.for_user(owner)
+
+
+class StudioFilterForm(forms.Form):
+    """The studio's search and filters (GET). An invalid value only drops that filter."""
+
+    ACTIVE = "active"
+    STATUSES = [
+        ("", "Any status"),
+        (ACTIVE, "Queued or in progress"),
+        (Generation.Status.COMPLETED, "Completed"),
+        (Generation.Status.FAILED, "Failed"),
+        (Generation.Status.CANCELLED, "Cancelled"),
+    ]
+
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search prompts",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Search prompts…"}),
+    )
+    status = forms.ChoiceField(choices=STATUSES, required=False)
+    image_size = forms.ChoiceField(
+        choices=[("", "Any size"), *IMAGE_SIZES], required=False, label="Size"
+    )
+    output_format = forms.ChoiceField(
+        choices=[("", "Any format"), *OUTPUT_FORMATS], required=False, label="Format"
+    )
+    favourite = forms.BooleanField(required=False, label="Favourites")
+    gallery = forms.ModelChoiceField(
+        queryset=Gallery.objects.none(), required=False, empty_label="All galleries"
+    )
+
+    def __init__(self, *args, owner, **kwargs):
+        # Its own ids: the generate form on the same page has fields of the same names.
+        super().__init__(*args, auto_id="filter-%s", **kwargs)
+        self.fields["gallery"].queryset = Gallery.objects.for_user(owner)
+
+    def apply(self, generations):
+        data = getattr(self, "cleaned_data", {})
+        if data.get("q"):
+            generations = generations.filter(prompt__icontains=data["q"])
+        if data.get("status") == self.ACTIVE:
+            generations = generations.unfinished()
+        elif data.get("status"):
+            generations = generations.filter(status=data["status"])
+        for name in ("image_size", "output_format", "gallery"):
+            if data.get(name):
+                generations = generations.filter(**{name: data[name]})
+        if data.get("favourite"):
+            generations = generations.filter(favourite=True)
+        return generations
+
+    def is_filtering(self):
+        return any(getattr(self, "cleaned_data", {}).values())

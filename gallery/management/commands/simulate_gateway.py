@@ -1,0 +1,65 @@
+import contextlib
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from gallery.simulator import GatewaySimulator, SimulatorConfig
+
+
+def share(value):
+    number = float(value)
+    if not 0 <= number <= 1:
+        raise ValueError(value)
+    return number
+
+
+class Command(BaseCommand):
+    help = "Run the Pixazo gateway simulator (GPT-Image 1.5 contract) until interrupted."
+
+    def add_arguments(self, parser):
+        defaults = SimulatorConfig(api_key="")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=settings.SIMULATOR_PORT)
+        parser.add_argument("--api-key", default=settings.SIMULATOR_API_KEY)
+        parser.add_argument("--queue-seconds", type=float, default=defaults.queue_seconds)
+        parser.add_argument("--processing-seconds", type=float, default=defaults.processing_seconds)
+        parser.add_argument("--fail-marker", default=defaults.fail_marker)
+        parser.add_argument("--rate-429", type=share, default=0.0, help="share of 429 answers")
+        parser.add_argument("--retry-after", type=float, default=defaults.retry_after_seconds)
+        parser.add_argument("--rate-500", type=share, default=0.0, help="share of 500 answers")
+        parser.add_argument(
+            "--rate-malformed", type=share, default=0.0, help="share of 200s that are not JSON"
+        )
+        parser.add_argument("--rate-slow", type=share, default=0.0, help="share of slow answers")
+        parser.add_argument("--slow-seconds", type=float, default=5.0)
+        parser.add_argument(
+            "--image-base-url", default=None, help="storage host prefix for image URLs"
+        )
+        parser.add_argument("--seed", type=int, default=None)
+
+    def handle(self, *args, **options):
+        config = SimulatorConfig(
+            api_key=options["api_key"],
+            queue_seconds=options["queue_seconds"],
+            processing_seconds=options["processing_seconds"],
+            fail_marker=options["fail_marker"],
+            rate_429=options["rate_429"],
+            retry_after_seconds=options["retry_after"],
+            rate_500=options["rate_500"],
+            rate_malformed=options["rate_malformed"],
+            rate_slow=options["rate_slow"],
+            slow_seconds=options["slow_seconds"],
+            image_base_url=options["image_base_url"],
+            seed=options["seed"],
+        )
+        simulator = GatewaySimulator(config)
+        try:
+            base_url = simulator.bind(options["host"], options["port"])
+        except OSError as exc:
+            raise CommandError(
+                f"Cannot listen on {options['host']}:{options['port']}: {exc}"
+            ) from None
+        self.stdout.write(f"Gateway simulator listening on {base_url}", ending="\n")
+        self.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            simulator.serve_forever()

@@ -1,0 +1,468 @@
+"""The one place Darkroom talks to the Pixazo gateway (GPT-Image 1.5).
+
+`PixazoClient.submit(params)` queues a generation and returns its request id;
+`PixazoClient.result(request_id)` polls it. Every failure becomes a `PixazoError` that
+says whether trying again can help (`transient`), so callers never see httpx or
+KeyError. The contract is docs/gpt-image-1.5-api.md (shared as gpt-image-1.5-api.md).
+
+Retries happen here, bounded, with capped exponential backoff and full jitter, honouring
+Retry-After. A submit is only resent when it provably never reached the gateway
+(connection refused or timed out, 429, 5xx): after a read timeout or a dropped answer the
+generation may exist and be billed, so `SubmitOutcomeUnknown` is raised instead.
+
+The subscription key is sent in a header and nowhere else: it is never logged, never in
+an exception, never in repr().
+"""
+
+import email.utils
+import hashlib
+import logging
+import math
+import random as _random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import httpx
+from django.conf import settings
+
+logger = logging.getLogger("gallery.pixazo")
+
+SUBMIT_PATH = "/gpt-image-1-5-api-request"
+RESULT_PATH = "/gpt-image-1-5-api-request-result"
+MAX_PROVIDER_MESSAGE = 500
+
+
+class Status(StrEnum):
+    IN_QUEUE = "IN_QUEUE"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    url: str
+    width: int | None
+    height: int | None
+    content_type: str | None
+    size_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Status
+    request_id: str
+    queue_position: int | None = None
+    estimated_wait_minutes: float | None = None
+    images: tuple[ResultImage, ...] = ()
+    metadata: dict = field(default_factory=dict, hash=False)
+    processing_time_ms: int | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (Status.COMPLETED, Status.FAILED)
+
+
+# Errors
+
+
+class PixazoError(Exception):
+    """A call to the gateway failed. `transient` says whether trying again may help."""
+
+    transient = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        provider_message: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.provider_message = provider_message
+        self.retry_after = retry_after
+        self.attempts = 1
+
+    def __str__(self):
+        return self.message
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.message!r}, status_code={self.status_code!r})"
+
+
+class TransientError(PixazoError):
+    """429, 5xx, a timeout, a connection failure or an unreadable answer: try again later."""
+
+    transient = True
+
+
+class MalformedResponse(TransientError):
+    """The gateway answered 200 with something that is not the documented answer."""
+
+
+class PermanentError(PixazoError):
+    """The gateway refused the request (400, other 4xx): sending it again will not help."""
+
+
+class AuthenticationError(PermanentError):
+    """401 or 403: the subscription key was refused."""
+
+
+class UnknownRequest(PermanentError):
+    """404 on a result poll: the gateway does not know (or no longer keeps) this request."""
+
+
+class SubmitOutcomeUnknown(PixazoError):
+    """A submit may have reached the gateway, but no answer came back. Never resend it:
+    the generation may exist (and be billed)."""
+
+
+# The client
+
+
+class PixazoClient:
+    """A thread-safe client for one gateway base URL and subscription key."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        write_timeout: float = 10.0,
+        pool_timeout: float = 10.0,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 20.0,
+        retry_after_ceiling: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError("the gateway base URL must start with http:// or https://")
+        if not api_key:
+            raise ValueError("a subscription key is required")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.retry_after_ceiling = retry_after_ceiling
+        self._sleep = sleep
+        self._random = random
+        self._api_key = api_key
+        # Images are fetched by gallery.imaging from the provider's storage host, with a
+        # client of their own: this key goes to the gateway's two endpoints and nowhere else.
+        self._gateway_headers = {
+            "Content-Type": "application/json",
+            "Cache-Control": "no-cache",
+            "Ocp-Apim-Subscription-Key": api_key,
+        }
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=write_timeout, pool=pool_timeout
+            ),
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def __repr__(self):
+        return f"<PixazoClient {self.base_url}>"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    # The two calls
+
+    def submit(self, params: dict) -> str:
+        """Queue a generation; return the gateway's request id (an opaque string).
+
+        Raises TransientError (safe to submit again later), PermanentError (fix the
+        request or the key) or SubmitOutcomeUnknown (do not submit again).
+        """
+        return self._with_retries(SUBMIT_PATH, lambda attempt: self._submit_once(params, attempt))
+
+    def result(self, request_id: str) -> Result:
+        """Poll a generation. Read-only, so every transient failure is retried."""
+        if not isinstance(request_id, str) or not request_id:
+            raise ValueError("request_id must be a non-empty string")
+        return self._with_retries(
+            RESULT_PATH, lambda attempt: self._result_once(request_id, attempt)
+        )
+
+    # One attempt each
+
+    def _submit_once(self, params: dict, attempt: int) -> str:
+        try:
+            response = self._post(SUBMIT_PATH, params)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never left: sending it again cannot create a second generation.
+            self._log_failure(SUBMIT_PATH, exc, attempt)
+            raise TransientError(_describe(exc, "Could not reach the gateway")) from None
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            raise PermanentError(_describe(exc, "Could not send the request")) from None
+        except httpx.HTTPError as exc:
+            # Read/write timeout, dropped connection: the gateway may have queued it.
+            self._log_failure(SUBMIT_PATH, exc, attempt)
+            raise SubmitOutcomeUnknown(
+                _describe(exc, "The submit got no answer; the generation may have been queued")
+            ) from None
+        self._log_response(SUBMIT_PATH, response, attempt)
+        if not response.is_success:
+            raise self._error_for(response, SUBMIT_PATH)
+        body = _json_object(response)
+        request_id = body.get("request_id") if body is not None else None
+        if not isinstance(request_id, str) or not request_id.strip():
+            # A 200 means it was probably accepted, but we cannot know the id: don't resend.
+            raise SubmitOutcomeUnknown(
+                "The gateway accepted the submit but its answer had no readable request id",
+                status_code=response.status_code,
+            )
+        return request_id
+
+    def _result_once(self, request_id: str, attempt: int) -> Result:
+        try:
+            response = self._post(RESULT_PATH, {"request_id": request_id})
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            raise PermanentError(_describe(exc, "Could not send the request")) from None
+        except httpx.HTTPError as exc:
+            self._log_failure(RESULT_PATH, exc, attempt)
+            raise TransientError(_describe(exc, "The result poll failed")) from None
+        self._log_response(RESULT_PATH, response, attempt)
+        if not response.is_success:
+            raise self._error_for(response, RESULT_PATH)
+        body = _json_object(response)
+        if body is None:
+            raise MalformedResponse(
+                "The gateway's result answer was not a JSON object",
+                status_code=response.status_code,
+            )
+        return parse_result(body, request_id)
+
+    # Plumbing
+
+    def _post(self, path: str, payload: dict) -> httpx.Response:
+        return self._http.post(self.base_url + path, json=payload, headers=self._gateway_headers)
+
+    def _with_retries(self, path: str, call):
+        attempt = 1
+        while True:
+            try:
+                return call(attempt)
+            except TransientError as exc:
+                exc.attempts = attempt
+                if attempt >= self.max_attempts:
+                    raise
+                delay = self._delay(attempt, exc.retry_after)
+                if delay is None:
+                    raise  # the gateway asked for a longer pause than we wait inline
+                logger.info(
+                    "%s: transient failure (status %s) on attempt %d of %d, retrying in %.2fs",
+                    path,
+                    exc.status_code,
+                    attempt,
+                    self.max_attempts,
+                    delay,
+                )
+                self._sleep(delay)
+                attempt += 1
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float | None:
+        if retry_after is not None:
+            return retry_after if retry_after <= self.retry_after_ceiling else None
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        return self._random() * ceiling
+
+    def _error_for(self, response: httpx.Response, path: str) -> PixazoError:
+        status = response.status_code
+        message = self._provider_message(response)
+        detail = f": {message}" if message else ""
+        kwargs = {"status_code": status, "provider_message": message}
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429:
+            return TransientError(
+                f"The gateway is rate limiting requests (HTTP 429){detail}",
+                retry_after=retry_after,
+                **kwargs,
+            )
+        if status >= 500 or status == 408:
+            return TransientError(
+                f"The gateway had a server error (HTTP {status}){detail}",
+                retry_after=retry_after,
+                **kwargs,
+            )
+        if status in (401, 403):
+            return AuthenticationError(
+                f"The gateway refused the API key (HTTP {status}){detail}", **kwargs
+            )
+        if status == 404 and path == RESULT_PATH:
+            return UnknownRequest(
+                f"The gateway does not know this request (HTTP 404){detail}", **kwargs
+            )
+        if 400 <= status < 500:
+            return PermanentError(
+                f"The gateway refused the request (HTTP {status}){detail}", **kwargs
+            )
+        return PermanentError(f"The gateway gave an unexpected answer (HTTP {status})", **kwargs)
+
+    def _provider_message(self, response: httpx.Response) -> str | None:
+        body = _json_object(response)
+        text = body.get("error") if body is not None else None
+        if not isinstance(text, str) or not text.strip():
+            return None
+        return self._redact(text.strip()[:MAX_PROVIDER_MESSAGE])
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[redacted]")
+
+    def _log_response(self, path: str, response: httpx.Response, attempt: int) -> None:
+        logger.debug("POST %s -> %s (attempt %d)", path, response.status_code, attempt)
+
+    def _log_failure(self, path: str, exc: Exception, attempt: int) -> None:
+        logger.info("POST %s failed: %s (attempt %d)", path, type(exc).__name__, attempt)
+
+
+def _describe(exc: httpx.HTTPError, what: str) -> str:
+    # The httpx error's text (e.g. "timed out", "[Errno 111] Connection refused") holds no
+    # header values; the exception itself is not chained, so no frame with headers is kept.
+    return f"{what} ({type(exc).__name__}: {exc})"
+
+
+def _json_object(response: httpx.Response) -> dict | None:
+    try:
+        body = response.json()
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def parse_result(body: dict, request_id: str) -> Result:
+    """The documented result answer as a Result; anything else is MalformedResponse."""
+    status = body.get("status")
+    if not isinstance(status, str) or status not in Status.__members__:
+        raise MalformedResponse(f"The gateway answered with an unknown status {str(status)[:40]!r}")
+    answered_id = body.get("request_id", request_id)
+    if not isinstance(answered_id, str) or not answered_id:
+        raise MalformedResponse("The gateway's answer had an unreadable request id")
+    values = {"status": Status(status), "request_id": answered_id}
+
+    if status == Status.IN_PROGRESS:
+        values["queue_position"] = _optional_int(body, "queue_position")
+        values["estimated_wait_minutes"] = _optional_number(body, "estimated_wait_minutes")
+    elif status == Status.FAILED:
+        error = body.get("error")
+        values["error"] = str(error)[:MAX_PROVIDER_MESSAGE] if error is not None else None
+    elif status == Status.COMPLETED:
+        images = body.get("images")
+        if not isinstance(images, list) or not images:
+            raise MalformedResponse("The gateway said COMPLETED but listed no images")
+        values["images"] = tuple(_image(item) for item in images)
+        metadata = body.get("metadata", {})
+        if metadata is None:
+            metadata = {}
+        if not isinstance(metadata, dict):
+            raise MalformedResponse("The gateway's metadata was not an object")
+        values["metadata"] = metadata
+        values["processing_time_ms"] = _optional_int(metadata, "processing_time_ms")
+    return Result(**values)
+
+
+def _image(item: object) -> ResultImage:
+    if not isinstance(item, dict):
+        raise MalformedResponse("An image in the gateway's answer was not an object")
+    url = item.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise MalformedResponse("An image in the gateway's answer had no http(s) URL")
+    content_type = item.get("content_type")
+    if content_type is not None and not isinstance(content_type, str):
+        raise MalformedResponse("An image in the gateway's answer had an unreadable content_type")
+    return ResultImage(
+        url=url,
+        width=_optional_int(item, "width"),
+        height=_optional_int(item, "height"),
+        content_type=content_type,
+        size_bytes=_optional_int(item, "size_bytes"),
+    )
+
+
+def _optional_int(data: dict, name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedResponse(f"The gateway's {name} was not a whole number")
+    return value
+
+
+def _optional_number(data: dict, name: str) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise MalformedResponse(f"The gateway's {name} was not a number")
+    return float(value)
+
+
+# The configured client
+
+
+_clients: dict[tuple[str, str], PixazoClient] = {}
+_clients_lock = threading.Lock()
+
+
+def default_client() -> PixazoClient:
+    """The client for settings.PIXAZO_BASE_URL and PIXAZO_API_KEY, one per process."""
+    base_url, api_key = settings.PIXAZO_BASE_URL, settings.PIXAZO_API_KEY
+    cache_key = (base_url, hashlib.sha256(api_key.encode()).hexdigest())
+    with _clients_lock:
+        client = _clients.get(cache_key)
+        if client is None:
+            client = _clients[cache_key] = PixazoClient(base_url, api_key)
+        return client
+
+
+def submit(params: dict) -> str:
+    return default_client().submit(params)
+
+
+def result(request_id: str) -> Result:
+    return default_client().result(request_id)

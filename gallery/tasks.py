@@ -1,0 +1,317 @@
+"""django-q2 entry points: the poller that submits, polls and downloads; the watchdog.
+
+A generation's way: the view saves it PENDING and `enqueue_submit` makes sure, once the
+transaction commits, that the poller task runs.
+
+The poller is one django-q2 task that holds a lease, so exactly one runs per installation
+however many workers and hosts there are. Each tick it picks every generation whose next
+action is due and runs that step in a thread pool: submit (PENDING), poll (IN_QUEUE,
+IN_PROGRESS), download (DOWNLOADING). So hundreds of generations wait on the provider at
+once while the cluster's workers stay free: the number in flight is not bounded by the
+worker count, and no worker sleeps through one generation's wait. Every few seconds it
+hands over to a fresh task, and it ends when nothing is left in flight.
+
+Every step is safe to run twice: steps begin with a conditional status change that only
+one caller wins, and downloads write to fixed names that a rerun overwrites.
+"""
+
+import logging
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django_q.tasks import async_task
+
+from gallery import imaging, pixazo
+from gallery.models import Generation, Lease
+
+log = logging.getLogger("gallery.tasks")
+
+POLLER_LEASE = "poller"
+# Held from asking for a poller until it starts; expires in case no worker ever takes it.
+POLLER_KICK = "poller-kick"
+KICK_SECONDS = 5
+WORKER_HEARTBEAT = "worker"
+LEASE_SECONDS = 10
+HANDOVER_SECONDS = 10
+TICK_SECONDS = 0.1
+S = Generation.Status
+
+
+# -- enqueueing ---------------------------------------------------------------------------
+
+
+def enqueue_submit(generation):
+    """Have `generation` (saved PENDING) submitted, once its row is committed."""
+    transaction.on_commit(ensure_poller)
+
+
+def ensure_poller():
+    """Start the poller unless it runs, or one was just asked for (a burst asks once)."""
+    if not Lease.is_held(POLLER_LEASE) and Lease.acquire(POLLER_KICK, "kick", KICK_SECONDS):
+        async_task("gallery.tasks.run_poller", group="poller")
+
+
+# -- tasks --------------------------------------------------------------------------------
+
+
+def watchdog():
+    """Every minute (a django-q2 schedule): a heartbeat, and a poller if work is waiting."""
+    Lease.beat(WORKER_HEARTBEAT)
+    if Generation.objects.in_flight().exists():
+        ensure_poller()
+
+
+def run_poller(wait_for_lease=False):
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if not _take_lease(holder, wait_for_lease):
+        return "another poller holds the lease"
+    Lease.release(POLLER_KICK, "kick")
+    # Hand over to a fresh task every few seconds: a cluster told to stop waits for the
+    # running task, so a poller that ran on would hold up every graceful shutdown.
+    budget = HANDOVER_SECONDS
+    started = last_renewal = time.monotonic()
+    last_sweep = 0.0
+    running = {}
+    with ThreadPoolExecutor(settings.POLLER_CONCURRENCY, thread_name_prefix="poller") as pool:
+        while True:
+            for pk, future in list(running.items()):
+                if future.done():
+                    del running[pk]
+                    if future.exception() is not None:
+                        log.error("generation %s: step failed", pk, exc_info=future.exception())
+            now = time.monotonic()
+            if now - last_sweep > 2:
+                fail_overdue()
+                last_sweep = now
+            draining = now - started > budget
+            if not draining:
+                due = Generation.objects.due().exclude(pk__in=list(running))
+                for pk in due.values_list("pk", flat=True)[: settings.POLLER_CONCURRENCY * 4]:
+                    running[pk] = pool.submit(step, pk)
+            if not running:
+                # Release first, then look once more: a submit that finished in between
+                # either sees the lease free and starts a poller, or is seen here.
+                Lease.release(POLLER_LEASE, holder)
+                if draining:
+                    async_task("gallery.tasks.run_poller", group="poller")
+                    return "time budget used, handed over"
+                if not Generation.objects.in_flight().exists():
+                    return "idle"
+                if not Lease.acquire(POLLER_LEASE, holder, LEASE_SECONDS):
+                    return "handed over"
+            if now - last_renewal >= 1:
+                if not Lease.acquire(POLLER_LEASE, holder, LEASE_SECONDS):
+                    log.warning("the poller lost its lease; stopping")
+                    return "lease lost"
+                last_renewal = now
+            time.sleep(TICK_SECONDS)
+
+
+def _take_lease(holder, wait):
+    """Take the poller lease; after a crash, wait out the dead holder's lease if asked to."""
+    deadline = time.monotonic() + (LEASE_SECONDS + 1 if wait else 0)
+    while True:
+        if Lease.acquire(POLLER_LEASE, holder, LEASE_SECONDS):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def resume_after_restart(**kwargs):
+    """django-q2's post_spawn: a worker (re)started, so a poller may have died with it."""
+    try:
+        if Generation.objects.in_flight().exists():
+            async_task("gallery.tasks.run_poller", True, group="poller")
+    except Exception:
+        log.exception("could not check for unfinished generations at worker start")
+
+
+def fail_overdue():
+    for generation in Generation.objects.past_deadline():
+        minutes = settings.GENERATION_DEADLINE_SECONDS // 60
+        generation.fail(
+            f"No result within {minutes} minutes, so Darkroom stopped waiting. "
+            "The provider may be overloaded: try again later."
+        )
+
+
+def step(generation_id):
+    """Do whatever is due for one generation; runs in the poller's threads."""
+    try:
+        _step(generation_id)
+    except DatabaseError:
+        # Each pool thread keeps its own connection for the poller's life (reconnecting
+        # every step costs more than the step); one that broke is dropped, not reused.
+        connection.close()
+        raise
+
+
+def _step(generation_id):
+    generation = Generation.objects.filter(pk=generation_id).first()
+    if generation is None or not generation.is_due():
+        return  # finished, or another worker acted on it since the poller looked
+    match generation.status:
+        case S.PENDING:
+            submit(generation)
+        case S.SUBMITTING:
+            # A worker died between claiming and recording the provider's answer: the
+            # request may have reached the provider, so it is never sent again.
+            generation.fail(
+                "Darkroom stopped while submitting this request and can't tell whether "
+                "the provider received it, so it was not sent again (that could charge "
+                "twice). Retry if you still want it."
+            )
+        case S.IN_QUEUE | S.IN_PROGRESS:
+            poll(generation)
+        case S.DOWNLOADING:
+            if generation.reclaim_download():
+                download(generation)
+
+
+# -- the steps ----------------------------------------------------------------------------
+
+
+def submit(generation):
+    if not generation.claim_for_submit():
+        return
+    try:
+        request_id = pixazo.submit(generation.provider_params())
+    except pixazo.SubmitOutcomeUnknown:
+        generation.fail(
+            "The gateway did not confirm the request in time. It may still be made; Darkroom "
+            "did not send it again so you are not charged twice. Retry if no image arrives."
+        )
+    except pixazo.AuthenticationError as exc:
+        generation.fail(_key_refused(exc))
+    except pixazo.PermanentError as exc:
+        generation.fail(f"The gateway refused the request: {_provider_words(exc)}")
+    except pixazo.TransientError as exc:
+        # Provably never reached the provider (the client only gives up with this then).
+        generation.defer_submit(f"The gateway is busy ({exc}); trying again shortly.", 5)
+    else:
+        generation.mark_submitted(request_id)
+
+
+def poll(generation):
+    try:
+        result = pixazo.result(generation.request_id)
+    except pixazo.UnknownRequest:
+        generation.fail(
+            f"The gateway no longer knows request {generation.request_id}; it may have "
+            "expired. Retry to make the image again."
+        )
+        return
+    except pixazo.AuthenticationError as exc:
+        generation.fail(_key_refused(exc))
+        return
+    except pixazo.PermanentError as exc:
+        generation.fail(f"The gateway refused the status check: {_provider_words(exc)}")
+        return
+    except pixazo.TransientError:
+        # Polls are harmless to repeat; the deadline bounds how long we keep trying.
+        generation.record_progress(
+            generation.status,
+            queue_position=generation.queue_position,
+            estimated_wait_minutes=generation.estimated_wait_minutes,
+            next_in=settings.MAX_POLL_INTERVAL_SECONDS / 2,
+        )
+        return
+
+    if result.status in (S.IN_QUEUE, S.IN_PROGRESS):
+        generation.record_progress(
+            result.status,
+            queue_position=result.queue_position,
+            estimated_wait_minutes=result.estimated_wait_minutes,
+            next_in=poll_interval(result.estimated_wait_minutes, generation.poll_count),
+        )
+    elif result.status == S.FAILED:
+        generation.fail(
+            f"The provider could not make this image: {result.error or 'no reason given'}"
+        )
+    elif result.status == S.COMPLETED:
+        if not result.images:
+            generation.fail("The provider reported success but sent no images.")
+            return
+        images = [
+            {
+                "url": image.url,
+                "width": image.width,
+                "height": image.height,
+                "content_type": image.content_type,
+                "size_bytes": image.size_bytes,
+            }
+            for image in result.images
+        ]
+        # Download at once: the provider keeps results for as little as a few minutes.
+        if generation.start_download(images, result.metadata, result.processing_time_ms):
+            download(generation)
+
+
+def poll_interval(estimated_wait_minutes, poll_count):
+    """Soon after submit, then back off: along the provider's estimate when it gives one."""
+    if estimated_wait_minutes is not None:
+        seconds = estimated_wait_minutes * 60 / 2
+    else:
+        seconds = settings.FIRST_POLL_SECONDS * 1.5**poll_count
+    return min(max(seconds, settings.FIRST_POLL_SECONDS), settings.MAX_POLL_INTERVAL_SECONDS)
+
+
+def download(generation):
+    """Copy every image into our storage, with thumbnails; all or nothing."""
+    try:
+        with ThreadPoolExecutor(len(generation.provider_images)) as pool:
+            fetched = list(pool.map(_fetch, [image["url"] for image in generation.provider_images]))
+        prepared = [
+            (index, image, imaging.make_thumbnail(image.data))
+            for index, image in enumerate(fetched)
+        ]
+    except imaging.ImageError as exc:
+        if exc.transient:
+            generation.postpone_download(5, f"Downloading the images failed ({exc}); retrying.")
+        else:
+            generation.fail(f"An image from the provider was refused: {exc}. Nothing was stored.")
+        return
+    generation.store_images(prepared)
+
+
+def _fetch(url):
+    return imaging.fetch_image(
+        _storage_client(),
+        url,
+        max_bytes=settings.IMAGE_MAX_BYTES,
+        max_pixels=settings.IMAGE_MAX_PIXELS,
+        thumbnail_side=imaging.THUMBNAIL_MAX_SIDE,
+    )
+
+
+_client = None
+
+
+def _storage_client():
+    # The provider's storage host: no API key goes there, and redirects are refused.
+    global _client
+    if _client is None:
+        _client = httpx.Client(
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        )
+    return _client
+
+
+def _key_refused(exc):
+    return (
+        "The gateway refused the API key (check PIXAZO_API_KEY and the subscription's "
+        f"access): {_provider_words(exc)}"
+    )
+
+
+def _provider_words(exc):
+    return exc.provider_message or str(exc)

@@ -1,0 +1,50 @@
+"""Template helpers for the studio's cards."""
+
+import hashlib
+from datetime import timedelta
+
+from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+register = template.Library()
+
+
+@register.filter
+def card_version(generation):
+    """A short fingerprint of everything an unfinished card shows that can change.
+
+    The polling card sends it back (?seen=...), and the view answers 204 (nothing to swap)
+    while it still matches, so a card that is waiting costs one small query and no render.
+    """
+    seen = (
+        generation.status,
+        generation.queue_position,
+        generation.estimated_wait_minutes,
+        generation.favourite,
+        generation.error,
+    )
+    text = "\x1f".join(str(value) for value in seen)  # str(): a Status member is its value
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+@register.filter
+def seconds(milliseconds):
+    """4320 -> "4.3 s"; a blank for an unknown duration."""
+    if milliseconds is None:
+        return "—"
+    return f"{milliseconds / 1000:.1f} s"
+
+
+@register.filter
+def ago(moment):
+    """ "just now" for the first minute, then "3 minutes ago", "2 hours ago" (one unit)."""
+    if timezone.now() - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment, depth=1)} ago"
+
+
+@register.filter
+def dimensions(image_size):
+    """ "1024x1024" -> "1024×1024", as people write it."""
+    return image_size.replace("x", "×")

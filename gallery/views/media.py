@@ -1,0 +1,212 @@
+"""Private media: the only views that open stored image files, each after an access check.
+
+MEDIA_URL is never routed, so an image leaves the server only through here: to its owner
+(image_*), or to a visitor holding a live share link whose gallery holds the image's
+completed generation (share_image_*). With MEDIA_ACCEL_REDIRECT_PREFIX set, the check
+stays here and nginx sends the bytes (X-Accel-Redirect to an `internal` location).
+Views answer HEAD as well as GET: link-preview bots often check an og:image with HEAD.
+"""
+
+import logging
+import zipfile
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.cache import patch_cache_control
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from django.views.decorators.http import require_safe
+
+from gallery.imaging import THUMBNAIL_CONTENT_TYPE
+from gallery.models import Gallery, Generation, Image
+from gallery.views.share import live_link_or_404, shared_images
+
+logger = logging.getLogger(__name__)
+
+# An owner's files never change under the same URL (a new image is a new row), but they
+# must stay out of shared caches. A share link can be revoked at any moment: browsers
+# keep its files only briefly.
+OWNER_CACHE = {"private": True, "max_age": 3600}
+SHARED_CACHE = {"private": True, "max_age": 60}
+ZIP_CACHE = {"private": True, "no_store": True}
+ZIP_CHUNK_BYTES = 256 * 1024
+
+
+def _get_image_for_user(user, pk):
+    return get_object_or_404(
+        Image.objects.filter(generation__owner=user).select_related("generation"), pk=pk
+    )
+
+
+def _get_shared_image(token, pk):
+    return get_object_or_404(shared_images(live_link_or_404(token)), pk=pk)
+
+
+def download_name(image):
+    """`a-lighthouse-at-dusk-2.png`: the prompt, slugified, and the image's number."""
+    stem = slugify(image.generation.prompt)[:60].strip("-") or "image"
+    extension = PurePosixPath(image.original.name).suffix or f".{image.format}"
+    return f"{stem}-{image.index + 1}{extension}"
+
+
+def _serve(image, kind, *, cache, attachment=False):
+    """The original or thumbnail of an image the caller has already been allowed to see."""
+    field = image.thumbnail if kind == "thumbnail" else image.original
+    if not field.name:
+        raise Http404("This image has no such file")
+    content_type = THUMBNAIL_CONTENT_TYPE if kind == "thumbnail" else image.content_type
+    filename = download_name(image)
+    if settings.MEDIA_ACCEL_REDIRECT_PREFIX:
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = (
+            settings.MEDIA_ACCEL_REDIRECT_PREFIX.rstrip("/") + "/" + quote(field.name)
+        )
+        response["Content-Disposition"] = content_disposition_header(attachment, filename)
+    else:
+        try:
+            handle = field.storage.open(field.name, "rb")
+        except FileNotFoundError:
+            logger.warning("image %s: %s is missing from storage", image.pk, field.name)
+            raise Http404("The image file is missing") from None
+        # The filename also names the file when a visitor saves an image shown inline.
+        response = FileResponse(
+            handle, content_type=content_type, as_attachment=attachment, filename=filename
+        )
+    response["X-Content-Type-Options"] = "nosniff"
+    patch_cache_control(response, **cache)
+    return response
+
+
+@require_safe
+@login_required
+def image_original(request, pk):
+    return _serve(_get_image_for_user(request.user, pk), "original", cache=OWNER_CACHE)
+
+
+@require_safe
+@login_required
+def image_thumbnail(request, pk):
+    return _serve(_get_image_for_user(request.user, pk), "thumbnail", cache=OWNER_CACHE)
+
+
+@require_safe
+@login_required
+def image_download(request, pk):
+    image = _get_image_for_user(request.user, pk)
+    return _serve(image, "original", cache=OWNER_CACHE, attachment=True)
+
+
+@require_safe
+def share_image_original(request, token, pk):
+    return _serve(_get_shared_image(token, pk), "original", cache=SHARED_CACHE)
+
+
+@require_safe
+def share_image_thumbnail(request, token, pk):
+    return _serve(_get_shared_image(token, pk), "thumbnail", cache=SHARED_CACHE)
+
+
+@require_safe
+def share_image_download(request, token, pk):
+    image = _get_shared_image(token, pk)
+    return _serve(image, "original", cache=SHARED_CACHE, attachment=True)
+
+
+# -- a whole gallery as one zip ----------------------------------------------------------
+
+
+class _ZipSink:
+    """A write-only file for ZipFile that holds what was written until the stream takes it.
+
+    It has no tell() or seek(), so ZipFile writes a streamable archive (sizes in data
+    descriptors after each entry) and never goes back: memory stays at about one chunk.
+    """
+
+    def __init__(self):
+        self._chunks = []
+
+    def write(self, data):
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def take(self):
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+def _unique(name, taken):
+    stem, dot, extension = name.rpartition(".")
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}{dot}{extension}"
+    taken.add(candidate)
+    return candidate
+
+
+def _zip_chunks(images):
+    """Yield a zip of the images' originals, stored as they are (they are compressed already)."""
+    sink = _ZipSink()
+    taken = set()
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:
+        for image in images:
+            try:
+                source = image.original.storage.open(image.original.name, "rb")
+            except FileNotFoundError:
+                # One lost file should not cost the visitor the other images.
+                logger.warning("zip: image %s: %s is missing", image.pk, image.original.name)
+                continue
+            with source:
+                info = zipfile.ZipInfo(
+                    _unique(download_name(image), taken),
+                    date_time=timezone.localtime(image.created_at).timetuple()[:6],
+                )
+                info.file_size = source.size  # lets ZipFile choose Zip64 for huge files
+                with archive.open(info, mode="w") as entry:
+                    while chunk := source.read(ZIP_CHUNK_BYTES):
+                        entry.write(chunk)
+                        yield sink.take()
+            yield sink.take()  # the entry's data descriptor
+    yield sink.take()  # the central directory
+
+
+def _zip_response(images, name):
+    # iterator(): rows are read as the archive is written, never all at once.
+    response = StreamingHttpResponse(
+        _zip_chunks(images.iterator(chunk_size=100)), content_type="application/zip"
+    )
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"{slugify(name) or 'gallery'}.zip"
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    patch_cache_control(response, **ZIP_CACHE)
+    return response
+
+
+@require_safe
+@login_required
+def gallery_zip(request, pk):
+    gallery = get_object_or_404(Gallery.objects.for_user(request.user), pk=pk)
+    images = (
+        Image.objects.filter(
+            generation__gallery=gallery, generation__status=Generation.Status.COMPLETED
+        )
+        .select_related("generation")
+        .order_by("-generation__created_at", "-generation_id", "index")
+    )
+    return _zip_response(images, gallery.name)
+
+
+@require_safe
+def share_zip(request, token):
+    link = live_link_or_404(token)
+    return _zip_response(shared_images(link), link.gallery.name)

@@ -1,0 +1,372 @@
+"""Load on one machine: gunicorn, a worker and the gateway simulator, driven from loopback.
+
+    make bench                                     # 50 users for 60 s, SQLite then PostgreSQL
+    .venv/bin/python tests/benchmarks/bench_load.py --users 20 --seconds 20
+
+Each simulated user has a signed-in session and behaves like a studio tab: it polls the
+status partial of its latest generation every --poll seconds (as htmx does, with the
+`seen` version the card carries), generates a new image now and then (on average every
+--generate-every seconds) and reloads the studio page now and then. It reports requests
+per second, p50/p99 latency of the status partial, the count of 5xx answers and of
+"database is locked" in the server and worker logs, for SQLite and, when DATABASE_URL
+names a PostgreSQL database (`make bench` starts a throwaway one), for PostgreSQL.
+
+The web server runs the Dockerfile's command (gunicorn, WEB_CONCURRENCY workers) with
+DEBUG off. Every request goes to 127.0.0.1 and the run stops by itself.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PYTHON = sys.executable
+CARD_URL = re.compile(r'hx-get="(/generations/\d+/card/[^"]*)"')
+CARD_ID = re.compile(r'id="generation-(\d+)"')
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+# Signed-in sessions made directly: 50 logins through the form would spend a minute of
+# CPU on password hashing (and meet the login throttle) before the load even starts.
+MAKE_SESSIONS = """
+import json, os
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+password = make_password("bench-password-not-used")
+keys = []
+for n in range(int(os.environ["BENCH_USERS"])):
+    user = User.objects.create(username=f"bench{n}", password=password)
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    keys.append(session.session_key)
+print(json.dumps(keys))
+"""
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, process, log, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"{process.args} exited:\n{log.read_text()}") from None
+            time.sleep(0.2)
+    raise SystemExit(f"{process.args} did not listen on {port} within {timeout}s")
+
+
+@dataclass
+class Results:
+    started: float = 0.0
+    finished: float = 0.0
+    latencies: dict = field(default_factory=dict)  # kind -> [seconds]
+    statuses: dict = field(default_factory=dict)  # status code -> count
+    errors: list = field(default_factory=list)
+
+    def record(self, kind, status, seconds):
+        self.latencies.setdefault(kind, []).append(seconds)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+async def simulated_user(base_url, session_key, args, results, stop_at, rng):
+    cookies = {"sessionid": session_key}
+    async with httpx.AsyncClient(base_url=base_url, cookies=cookies, timeout=30) as client:
+
+        async def request(kind, method, url, **kwargs):
+            started = time.monotonic()
+            try:
+                response = await client.request(method, url, **kwargs)
+            except httpx.HTTPError as exc:
+                results.errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+                results.record(kind, "error", time.monotonic() - started)
+                return None
+            results.record(kind, response.status_code, time.monotonic() - started)
+            return response
+
+        async def studio():
+            page = await request("studio", "GET", "/")
+            match = page is not None and CSRF_INPUT.search(page.text)
+            return match.group(1) if match else None
+
+        async def generate(token):
+            response = await request(
+                "generate",
+                "POST",
+                "/generate/",
+                data={
+                    "csrfmiddlewaretoken": token,
+                    "prompt": f"load test {rng.randrange(10**6)}",
+                    "image_size": "1024x1024",
+                    "quality": "low",
+                    "background": "auto",
+                    "output_format": "png",
+                    "num_images": 1,
+                },
+                headers={"HX-Request": "true", "X-CSRFToken": token, "Referer": base_url + "/"},
+            )
+            if response is None or response.status_code != 200:
+                return None
+            match = CARD_URL.search(response.text)
+            if not match:
+                results.errors.append(f"generate: no card in answer: {response.text[:200]!r}")
+            return match.group(1).replace("&amp;", "&") if match else None
+
+        # Users arrive spread over the first poll interval, not all in the same instant.
+        await asyncio.sleep(rng.uniform(0, args.poll))
+        token = await studio()
+        if token is None:
+            return
+        card = await generate(token)
+        next_generate = time.monotonic() + rng.expovariate(1 / args.generate_every)
+        next_studio = time.monotonic() + rng.expovariate(1 / args.studio_every)
+        while time.monotonic() < stop_at:
+            tick = time.monotonic()
+            if card:
+                response = await request("card", "GET", card, headers={"HX-Request": "true"})
+                if response is not None and response.status_code == 200:
+                    match = CARD_URL.search(response.text)
+                    card = match.group(1).replace("&amp;", "&") if match else card
+                elif response is not None and response.status_code == 286:
+                    # Finished: htmx stops; keep asking for the final card, as a reload would.
+                    card = card.split("?")[0]
+            if tick >= next_generate:
+                card = await generate(token) or card
+                next_generate = tick + rng.expovariate(1 / args.generate_every)
+            if tick >= next_studio:
+                token = await studio() or token
+                next_studio = tick + rng.expovariate(1 / args.studio_every)
+            await asyncio.sleep(max(0, args.poll - (time.monotonic() - tick)))
+
+
+async def drive(base_url, session_keys, args):
+    results = Results()
+    rng = random.Random(args.seed)
+    results.started = time.monotonic()
+    stop_at = results.started + args.seconds
+    await asyncio.gather(
+        *(
+            simulated_user(base_url, key, args, results, stop_at, random.Random(rng.random()))
+            for key in session_keys
+        )
+    )
+    results.finished = time.monotonic()
+    return results
+
+
+def percentile(values, share):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def run_one(database, database_url, args, workdir):
+    """Start the stack on one database, drive it, stop it; return the measurements."""
+    data = workdir / database
+    data.mkdir()
+    web_port, simulator_port = free_port(), free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "PIXAZO_", "AWS_")) and k != "DATABASE_URL"
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1",
+        # Plain HTTP on loopback: no TLS proxy in front here.
+        SECURE_SSL_REDIRECT="0",
+        SECURE_COOKIES="0",
+        SECURE_HSTS_SECONDS="0",
+        DARKROOM_DATA_DIR=str(data),
+        STATIC_ROOT=str(workdir / "static"),
+        SIMULATOR_PORT=str(simulator_port),
+        WEB_CONCURRENCY=str(args.web_workers),
+        Q_WORKERS=str(args.q_workers),
+        LOG_LEVEL="WARNING",
+        PATH=f"{Path(PYTHON).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    if database_url:
+        env["DATABASE_URL"] = database_url
+
+    def manage(*command, **kwargs):
+        return subprocess.run(
+            [PYTHON, "manage.py", *command], cwd=ROOT, env=env, check=True, **kwargs
+        )
+
+    if not (workdir / "static").exists():
+        manage("collectstatic", "--noinput", "-v", "0")
+    if database_url:
+        manage("flush", "--noinput", "-v", "0")  # a clean slate on a reused database
+    manage("migrate", "--noinput", "-v", "0")
+    env["BENCH_USERS"] = str(args.users)
+    made = manage("shell", "-c", MAKE_SESSIONS, capture_output=True, text=True)
+    keys = json.loads(made.stdout.splitlines()[-1])
+
+    processes = []
+    logs = {}
+
+    def start(name, command):
+        log = data / f"{name}.log"
+        logs[name] = log
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        processes.append(process)
+        return process, log
+
+    try:
+        simulator, log = start(
+            "simulator",
+            [PYTHON, "manage.py", "simulate_gateway", "--port", str(simulator_port)],
+        )
+        wait_for_port(simulator_port, simulator, log)
+        start("worker", [PYTHON, "manage.py", "qcluster"])
+        web, log = start(
+            "web",
+            ["gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{web_port}", "--access-logfile", "-"],
+        )
+        wait_for_port(web_port, web, log)
+        results = asyncio.run(drive(f"http://127.0.0.1:{web_port}", keys, args))
+        counts = manage(
+            "shell",
+            "-c",
+            "from collections import Counter; from gallery.models import Generation; "
+            "print(dict(Counter(Generation.objects.values_list('status', flat=True))))",
+            capture_output=True,
+            text=True,
+        ).stdout.splitlines()[-1]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    log_text = "\n".join(path.read_text(errors="replace") for path in logs.values())
+    elapsed = results.finished - results.started
+    card = results.latencies.get("card", [])
+    total = sum(results.statuses.values())
+    server_errors = sum(n for s, n in results.statuses.items() if isinstance(s, int) and s >= 500)
+    return {
+        "database": database,
+        "users": args.users,
+        "seconds": round(elapsed, 1),
+        "requests": total,
+        "requests_per_second": round(total / elapsed, 1),
+        "card_requests": len(card),
+        "card_p50_ms": round(percentile(card, 0.50) * 1000, 1),
+        "card_p99_ms": round(percentile(card, 0.99) * 1000, 1),
+        "card_mean_ms": round(statistics.fmean(card) * 1000, 1) if card else None,
+        "generate_requests": len(results.latencies.get("generate", [])),
+        "studio_p50_ms": round(percentile(results.latencies.get("studio", []), 0.5) * 1000, 1),
+        "statuses": {str(k): v for k, v in sorted(results.statuses.items(), key=str)},
+        "server_errors_5xx": server_errors,
+        "client_errors": len(results.errors),
+        "database_is_locked": log_text.count("database is locked"),
+        "generations": counts,
+        "first_errors": results.errors[:5],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--poll", type=float, default=2.0, help="seconds between status polls")
+    parser.add_argument("--generate-every", type=float, default=45.0, help="mean seconds")
+    parser.add_argument("--studio-every", type=float, default=60.0, help="mean seconds")
+    parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument("--q-workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--databases",
+        default="sqlite,postgres",
+        help="which to run; postgres needs DATABASE_URL (make bench provides one)",
+    )
+    args = parser.parse_args()
+    # Hard bounds, so a typo cannot turn this into an open-ended load.
+    if not (1 <= args.users <= 500 and 1 <= args.seconds <= 600):
+        parser.error("--users must be 1-500 and --seconds 1-600")
+
+    postgres_url = os.environ.get("DATABASE_URL", "")
+    runs = []
+    for database in args.databases.split(","):
+        if database == "sqlite":
+            runs.append(("sqlite", ""))
+        elif database == "postgres" and postgres_url.startswith("postgres"):
+            runs.append(("postgres", postgres_url))
+        elif database == "postgres":
+            print("PostgreSQL skipped: DATABASE_URL names no PostgreSQL database", file=sys.stderr)
+
+    report = []
+    with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as tmp:
+        for database, url in runs:
+            print(f"{database}: {args.users} users for {args.seconds:g} s ...", flush=True)
+            report.append(run_one(database, url, args, Path(tmp)))
+
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "load.json").write_text(json.dumps(report, indent=2))
+    print()
+    columns = [
+        ("database", "database"),
+        ("req/s", "requests_per_second"),
+        ("requests", "requests"),
+        ("card p50 ms", "card_p50_ms"),
+        ("card p99 ms", "card_p99_ms"),
+        ("generates", "generate_requests"),
+        ("5xx", "server_errors_5xx"),
+        ("locked", "database_is_locked"),
+        ("client errors", "client_errors"),
+    ]
+    print("  ".join(f"{title:>12}" for title, _ in columns))
+    for row in report:
+        print("  ".join(f"{row[key]!s:>12}" for _, key in columns))
+    for row in report:
+        print(f"{row['database']}: statuses {row['statuses']}; generations {row['generations']}")
+        for error in row["first_errors"]:
+            print(f"  {error}")
+    print(f"(details in {out / 'load.json'})")
+    failed = any(row["server_errors_5xx"] or row["database_is_locked"] for row in report)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

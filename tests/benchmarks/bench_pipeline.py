@@ -1,0 +1,153 @@
+"""Does the pipeline scale past its worker count? (`make bench`; a plain script.)
+
+Against the simulator with 3 s of provider latency (0.5 s queued + 2.5 s processing) and a
+qcluster with `workers: 2`, it measures:
+
+- one generation alone: from creation until its images are stored;
+- 100 generations created at once: from creation until all are stored, as a ratio to
+  the single one (target: at most 1.5);
+- for each, the delay from the poll that saw the provider say COMPLETED to the images
+  being stored (median target: under 1.5 s).
+
+Prints one line per measure and a verdict; exits 1 when a target is missed.
+Usage: python tests/benchmarks/bench_pipeline.py [--count 100]
+"""
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+KEY = "bench-subscription-key"
+RATIO_TARGET = 1.5
+STORE_DELAY_TARGET = 1.5
+
+
+def run_batch(owner, count):
+    from gallery import tasks
+    from gallery.forms import GenerationForm
+    from gallery.models import Generation
+
+    started = time.monotonic()
+    pks = []
+    for n in range(count):
+        form = GenerationForm(
+            {
+                "prompt": f"benchmark lighthouse {n}",
+                "image_size": "1024x1024",
+                "background": "auto",
+                "quality": "low",
+                "num_images": 1,
+                "output_format": "png",
+            },
+            owner=owner,
+        )
+        assert form.is_valid(), form.errors
+        generation = form.save()
+        tasks.enqueue_submit(generation)
+        pks.append(generation.pk)
+    batch = Generation.objects.filter(pk__in=pks)
+    while batch.exclude(status__in=Generation.FINISHED).exists():
+        if time.monotonic() - started > 300:
+            raise SystemExit("bench_pipeline: timed out after 300 s")
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    statuses = set(batch.values_list("status", flat=True))
+    assert statuses == {Generation.Status.COMPLETED}, statuses
+    delays = [
+        (g.completed_at - g.provider_completed_at).total_seconds()
+        for g in batch.only("completed_at", "provider_completed_at")
+    ]
+    if os.environ.get("BENCH_DETAIL"):
+        t0 = min(batch.values_list("created_at", flat=True))
+        for g in batch.order_by("submitted_at"):
+            print(
+                f"  {g.pk}: submitted +{(g.submitted_at - t0).total_seconds():.2f} "
+                f"seen done +{(g.provider_completed_at - t0).total_seconds():.2f} "
+                f"stored +{(g.completed_at - t0).total_seconds():.2f} polls {g.poll_count}"
+            )
+    return elapsed, delays
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=100)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as folder:
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="config.settings",
+            DARKROOM_DATA_DIR=folder,
+            MEDIA_ROOT=str(Path(folder) / "media"),
+            PIXAZO_API_KEY=KEY,
+            Q_WORKERS="2",
+            LOG_LEVEL="WARNING",
+        )
+        from gallery.simulator import GatewaySimulator, SimulatorConfig
+
+        simulator = GatewaySimulator(
+            SimulatorConfig(api_key=KEY, queue_seconds=0.5, processing_seconds=2.5)
+        )
+        os.environ["PIXAZO_BASE_URL"] = simulator.start()
+
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)
+        from django.contrib.auth import get_user_model
+
+        owner = get_user_model().objects.create_user("bench", password="unused-password-123")
+        log = open(Path(folder) / "qcluster.log", "w")  # noqa: SIM115
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, stdout=log, stderr=log
+        )
+        try:
+            time.sleep(2)  # let the cluster start: its start-up is not what we measure
+            alone, _ = run_batch(owner, 1)
+            many, delays = run_batch(owner, args.count)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+            simulator.stop()
+        submissions = simulator.submissions
+
+    if os.environ.get("BENCH_DETAIL"):
+        import resource
+
+        me, kids = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        print(
+            f"  cpu: bench+simulator {me.ru_utime + me.ru_stime:.1f} s, "
+            f"qcluster {kids.ru_utime + kids.ru_stime:.1f} s"
+        )
+    ratio = many / alone
+    median_delay = statistics.median(delays)
+    ok = ratio <= RATIO_TARGET and median_delay < STORE_DELAY_TARGET
+    ok = ok and submissions == args.count + 1
+    print(f"bench_pipeline: 1 generation alone: {alone:.2f} s (provider latency 3.0 s)")
+    print(
+        f"bench_pipeline: {args.count} at once with 2 workers: {many:.2f} s = "
+        f"{ratio:.2f}x one alone (target <= {RATIO_TARGET})"
+    )
+    print(
+        f"bench_pipeline: provider COMPLETED -> stored: median {median_delay:.2f} s, "
+        f"max {max(delays):.2f} s (target median < {STORE_DELAY_TARGET} s); "
+        f"{submissions} submissions for {args.count + 1} generations: "
+        f"{'OK' if ok else 'MISSED'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

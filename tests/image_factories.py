@@ -1,0 +1,52 @@
+"""Generations with stored images, built directly as rows and files (no pipeline), for
+tests of what happens to images after they exist: galleries, sharing, media, access."""
+
+import io
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from PIL import Image as PillowImage
+
+from gallery.models import Gallery, Generation, Image
+
+
+def picture_bytes(width=96, height=64, color=(180, 90, 40), format="PNG"):
+    buffer = io.BytesIO()
+    PillowImage.new("RGB", (width, height), color).save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def make_generation(
+    owner,
+    *,
+    gallery=None,
+    prompt="A lighthouse at dusk",
+    images=1,
+    status=Generation.Status.COMPLETED,
+):
+    """A generation in `status` with `images` stored PNG originals and WebP thumbnails."""
+    generation = Generation.objects.create(
+        owner=owner,
+        gallery=gallery or Gallery.default_for(owner),
+        prompt=prompt,
+        num_images=max(images, 1),
+        status=status,
+        completed_at=timezone.now() if status == Generation.Status.COMPLETED else None,
+    )
+    for index in range(images):
+        original = picture_bytes(color=(40 * index % 256, 120, 200))
+        stem = generation.file_stem(index)
+        Image.objects.create(
+            generation=generation,
+            index=index,
+            original=default_storage.save(f"{stem}.png", ContentFile(original)),
+            thumbnail=default_storage.save(
+                f"{stem}-thumb.webp", ContentFile(picture_bytes(48, 32, format="WEBP"))
+            ),
+            width=96,
+            height=64,
+            content_type="image/png",
+            size_bytes=len(original),
+        )
+    return generation

@@ -1,0 +1,403 @@
+"""Operators' admin: finding generations, fixing failures, revoking links, staying fast."""
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from PIL import Image as PILImage
+
+from gallery.models import Gallery, Generation, Image, Quota, ShareLink
+
+S = Generation.Status
+CHANGELIST = "/admin/gallery/generation/"
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+def make_generation(owner, **fields):
+    fields = {"prompt": "a lighthouse at dusk", "quality": "low", **fields}
+    return Generation.objects.create(owner=owner, gallery=Gallery.default_for(owner), **fields)
+
+
+def webp_bytes(size):
+    buffer = io.BytesIO()
+    PILImage.new("RGB", size, "teal").save(buffer, "WEBP")
+    return buffer.getvalue()
+
+
+def make_image(generation, index=0):
+    stem = f"{generation.file_folder()}/{index}"
+    original = default_storage.save(f"{stem}.webp", ContentFile(webp_bytes((64, 64))))
+    thumbnail = default_storage.save(f"{stem}-thumb.webp", ContentFile(webp_bytes((32, 32))))
+    return Image.objects.create(
+        generation=generation,
+        index=index,
+        original=original,
+        thumbnail=thumbnail,
+        width=64,
+        height=64,
+        content_type="image/webp",
+        size_bytes=default_storage.size(original),
+    )
+
+
+def run_action(client, url, action, objects):
+    return client.post(
+        url, {"action": action, "_selected_action": [obj.pk for obj in objects]}, follow=True
+    )
+
+
+# -- finding --------------------------------------------------------------------------------
+
+
+def test_staff_finds_a_generation_by_its_provider_request_id(staff_client, alice, bob):
+    wanted = make_generation(
+        alice, prompt="wanted: harbour at night", status=S.FAILED, request_id="req-7f3a9c2e"
+    )
+    make_generation(bob, prompt="other: a meadow", request_id="req-11111111")
+
+    response = staff_client.get(CHANGELIST, {"q": "req-7f3a9c2e"})
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [wanted]
+    assert "wanted: harbour at night" in response.text
+    assert "other: a meadow" not in response.text
+
+
+def test_staff_finds_generations_by_owner_email_and_prompt(staff_client, alice, bob):
+    mine = make_generation(alice, prompt="a copper kettle")
+    make_generation(bob, prompt="a glass teapot")
+
+    by_email = staff_client.get(CHANGELIST, {"q": "alice@example.com"}).context["cl"]
+    by_prompt = staff_client.get(CHANGELIST, {"q": "copper"}).context["cl"]
+
+    assert list(by_email.result_list) == [mine]
+    assert list(by_prompt.result_list) == [mine]
+
+
+def test_the_list_filters_by_status_quality_size_and_format(staff_client, alice):
+    wanted = make_generation(
+        alice, status=S.FAILED, quality="high", image_size="1536x1024", output_format="webp"
+    )
+    make_generation(alice, status=S.FAILED, quality="low")
+    make_generation(alice, status=S.COMPLETED, quality="high")
+
+    response = staff_client.get(
+        CHANGELIST,
+        {
+            "status__exact": "FAILED",
+            "quality__exact": "high",
+            "image_size__exact": "1536x1024",
+            "output_format__exact": "webp",
+        },
+    )
+
+    assert list(response.context["cl"].result_list) == [wanted]
+
+
+def test_the_list_shows_what_operators_need(staff_client, alice):
+    generation = make_generation(
+        alice,
+        prompt="three foxes in snow",
+        status=S.COMPLETED,
+        quality="high",
+        image_size="1024x1536",
+        num_images=3,
+        processing_time_ms=12_345,
+    )
+    image = make_image(generation)
+    make_generation(alice, prompt="a failed attempt", status=S.FAILED, num_images=4)
+
+    html = staff_client.get(CHANGELIST).text
+
+    assert f'src="/admin/gallery/image/{image.pk}/thumbnail/"' in html
+    assert '<span class="dr-badge dr-badge--ok">Completed</span>' in html
+    assert '<span class="dr-badge dr-badge--danger">Failed</span>' in html
+    assert "1 of 3" in html  # images stored of asked for
+    assert "12.3 s" in html
+    assert "$0.600" in html  # 3 × high portrait at 0.200
+    assert "alice" in html
+
+
+def test_the_generation_page_shows_the_provider_answer_read_only(staff_client, alice):
+    generation = make_generation(
+        alice,
+        status=S.COMPLETED,
+        request_id="req-42",
+        provider_metadata={"seed": 1234, "model": "gpt-image-1.5"},
+        submit_count=1,
+    )
+    make_image(generation)
+
+    response = staff_client.get(f"{CHANGELIST}{generation.pk}/change/")
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert list(form.fields) == ["favourite"]  # everything else is read-only
+    assert "req-42" in response.text
+    assert "&quot;seed&quot;: 1234" in response.text
+    assert "64×64" in response.text  # the images inline
+
+
+def test_generations_are_never_added_from_admin(staff_client):
+    assert staff_client.get(f"{CHANGELIST}add/").status_code == 403
+
+
+# -- fixing ---------------------------------------------------------------------------------
+
+
+def test_the_retry_action_requeues_a_failed_generation_and_it_completes(
+    pipeline, staff_client, alice
+):
+    generation = make_generation(
+        alice,
+        prompt="a kite that failed the first time",
+        status=S.FAILED,
+        error="The gateway is busy",
+        failed_at=timezone.now(),
+        request_id="req-old",
+    )
+    response = run_action(staff_client, CHANGELIST, "retry_generations", [generation])
+
+    assert "1 generation re-queued." in response.text
+    pipeline.wait_until_finished([generation])
+    assert generation.status == S.COMPLETED, generation.error
+    assert generation.request_id not in ("", "req-old")
+    assert generation.images.count() == 1
+    assert pipeline.simulator.submissions == 1
+
+
+def test_the_retry_action_skips_generations_that_have_not_failed(staff_client, alice):
+    done = make_generation(alice, status=S.COMPLETED)
+    failed = make_generation(alice, status=S.FAILED)
+
+    response = run_action(staff_client, CHANGELIST, "retry_generations", [done, failed])
+
+    assert "1 generation re-queued." in response.text
+    assert "1 skipped: only failed or cancelled ones retry." in response.text
+    done.refresh_from_db()
+    failed.refresh_from_db()
+    assert (done.status, failed.status) == (S.COMPLETED, S.PENDING)
+
+
+def test_the_cancel_action_cancels_unfinished_generations_only(staff_client, alice):
+    queued = make_generation(alice, status=S.IN_QUEUE, request_id="req-1")
+    pending = make_generation(alice, status=S.PENDING)
+    done = make_generation(alice, status=S.COMPLETED)
+
+    response = run_action(staff_client, CHANGELIST, "cancel_generations", [queued, pending, done])
+
+    assert "2 generations cancelled." in response.text
+    assert "1 skipped" in response.text
+    statuses = dict(Generation.objects.values_list("pk", "status"))
+    assert statuses == {queued.pk: S.CANCELLED, pending.pk: S.CANCELLED, done.pk: S.COMPLETED}
+
+
+def test_the_revoke_action_revokes_share_links(staff_client, alice):
+    gallery = Gallery.default_for(alice)
+    live = ShareLink.objects.create(gallery=gallery, label="for the client")
+    other = ShareLink.objects.create(gallery=gallery, label="for the printer")
+
+    response = run_action(staff_client, "/admin/gallery/sharelink/", "revoke_links", [live])
+
+    assert "1 share link revoked." in response.text
+    live.refresh_from_db()
+    other.refresh_from_db()
+    assert not live.is_live
+    assert other.is_live
+
+
+# -- staying fast ---------------------------------------------------------------------------
+
+
+def count_queries(client, url):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_the_generation_list_makes_as_many_queries_for_1000_rows_as_for_10(staff_client, alice):
+    for n in range(10):
+        make_image(make_generation(alice, prompt=f"study {n}", status=S.COMPLETED))
+    few = count_queries(staff_client, CHANGELIST)
+
+    gallery = Gallery.default_for(alice)
+    Generation.objects.bulk_create(
+        Generation(owner=alice, gallery=gallery, prompt=f"more {n}", status=S.COMPLETED)
+        for n in range(990)
+    )
+    assert Generation.objects.count() == 1000
+    many = count_queries(staff_client, CHANGELIST)
+
+    assert many == few
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/gallery/image/",
+        "/admin/gallery/gallery/",
+        "/admin/gallery/sharelink/",
+        "/admin/gallery/quota/",
+        "/admin/auth/user/",
+    ],
+)
+def test_other_lists_make_as_many_queries_for_many_rows_as_for_few(staff_client, alice, bob, url):
+    def add_rows(owner, count):
+        for n in range(count):
+            generation = make_generation(owner, num_images=2, status=S.COMPLETED)
+            make_image(generation)
+            gallery = Gallery.objects.create(owner=owner, name=f"{owner} {url} {n}")
+            ShareLink.objects.create(gallery=gallery)
+
+    add_rows(alice, 2)
+    Quota.objects.create(user=alice, monthly_images=10)
+    few = count_queries(staff_client, url)
+    add_rows(bob, 20)
+    Quota.objects.create(user=bob, monthly_images=10)
+    many = count_queries(staff_client, url)
+
+    assert many == few
+
+
+# -- usage and quotas -----------------------------------------------------------------------
+
+
+def test_the_people_list_shows_this_months_usage_and_quota(staff_client, alice):
+    make_generation(alice, quality="medium", num_images=2)
+    Quota.objects.create(user=alice, monthly_images=50)
+
+    response = staff_client.get("/admin/auth/user/", {"q": "alice"})
+
+    row = next(u for u in response.context["cl"].result_list if u.username == "alice")
+    assert (row.images_this_month, row.cost_this_month) == (2, Decimal("0.068"))
+    assert "$0.068" in response.text
+    assert ">50<" in response.text
+
+
+def test_an_operator_sets_a_quota_on_the_person_page(staff_client, alice):
+    page = staff_client.get(f"/admin/auth/user/{alice.pk}/change/")
+    form = page.context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields if name != "password"}
+    data.update(
+        {
+            "date_joined_0": alice.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": alice.date_joined.strftime("%H:%M:%S"),
+            "last_login_0": "",
+            "last_login_1": "",
+            "groups": [],
+            "user_permissions": [],
+            "quota-TOTAL_FORMS": "1",
+            "quota-INITIAL_FORMS": "0",
+            "quota-MIN_NUM_FORMS": "0",
+            "quota-MAX_NUM_FORMS": "1",
+            "quota-0-monthly_images": "25",
+            "quota-0-user": str(alice.pk),
+        }
+    )
+    data = {key: value for key, value in data.items() if value is not None}
+    data["is_active"] = "on"
+
+    response = staff_client.post(f"/admin/auth/user/{alice.pk}/change/", data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Quota.objects.get(user=alice).monthly_images == 25
+
+
+# -- thumbnails, django-q2, secrets ---------------------------------------------------------
+
+
+def test_staff_see_any_owners_thumbnail(staff_client, alice):
+    image = make_image(make_generation(alice, status=S.COMPLETED))
+
+    response = staff_client.get(f"/admin/gallery/image/{image.pk}/thumbnail/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/webp"
+    assert b"".join(response.streaming_content) == image.thumbnail.open("rb").read()
+
+
+def test_people_who_are_not_staff_get_no_admin_thumbnail(alice_client, alice):
+    image = make_image(make_generation(alice, status=S.COMPLETED))
+
+    response = alice_client.get(f"/admin/gallery/image/{image.pk}/thumbnail/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_a_missing_thumbnail_file_is_a_404(staff_client, alice):
+    image = make_image(make_generation(alice, status=S.COMPLETED))
+    default_storage.delete(image.thumbnail.name)
+
+    assert staff_client.get(f"/admin/gallery/image/{image.pk}/thumbnail/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/django_q/ormq/",  # queued
+        "/admin/django_q/success/",
+        "/admin/django_q/failure/",
+        "/admin/django_q/schedule/",
+    ],
+)
+def test_staff_open_the_background_task_pages(staff_client, url):
+    response = staff_client.get(url)
+    assert response.status_code == 200
+
+
+def test_the_admin_index_links_the_background_task_pages(staff_client):
+    html = staff_client.get("/admin/").text
+    for url in ("/admin/django_q/success/", "/admin/django_q/failure/", "/admin/django_q/ormq/"):
+        assert f'href="{url}"' in html
+
+
+def test_the_api_key_never_appears_in_admin(staff_client, alice, settings):
+    marker = "pixazo-secret-key-do-not-show-8c1f"
+    settings.PIXAZO_API_KEY = marker
+    generation = make_generation(
+        alice, status=S.COMPLETED, request_id="req-1", provider_metadata={"seed": 1}
+    )
+    image = make_image(generation)
+    link = ShareLink.objects.create(gallery=generation.gallery)
+    Quota.objects.create(user=alice, monthly_images=3)
+    urls = [
+        "/admin/",
+        CHANGELIST,
+        f"{CHANGELIST}{generation.pk}/change/",
+        "/admin/gallery/image/",
+        f"/admin/gallery/image/{image.pk}/change/",
+        "/admin/gallery/gallery/",
+        f"/admin/gallery/gallery/{generation.gallery_id}/change/",
+        "/admin/gallery/sharelink/",
+        f"/admin/gallery/sharelink/{link.pk}/change/",
+        "/admin/gallery/quota/",
+        "/admin/auth/user/",
+        f"/admin/auth/user/{alice.pk}/change/",
+        "/admin/django_q/schedule/",
+        "/admin/django_q/ormq/",
+        "/admin/django_q/success/",
+        "/admin/django_q/failure/",
+    ]
+    for url in urls:
+        response = staff_client.get(url)
+        assert response.status_code == 200, url
+        assert marker not in response.text, url
+
+
+def test_share_link_tokens_are_not_shown(staff_client, alice):
+    link = ShareLink.objects.create(gallery=Gallery.default_for(alice), label="for the client")
+
+    assert link.token not in staff_client.get("/admin/gallery/sharelink/").text
+    assert link.token not in staff_client.get(f"/admin/gallery/sharelink/{link.pk}/change/").text

@@ -1,0 +1,143 @@
+"""The generation's state machine and the validation that guards the provider."""
+
+import pytest
+from django_q.models import OrmQ
+
+from gallery.forms import GenerationForm
+from gallery.models import Generation, IllegalTransition
+
+S = Generation.Status
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "prompt": "a lighthouse at dusk",
+    "image_size": "1024x1024",
+    "background": "auto",
+    "quality": "high",
+    "num_images": 1,
+    "output_format": "png",
+}
+
+
+def make(alice, **fields):
+    form = GenerationForm({**VALID, **fields}, owner=alice)
+    assert form.is_valid(), form.errors
+    return form.save()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("prompt", "", "prompt can't be empty"),
+        ("prompt", "   ", "prompt can't be empty"),
+        ("prompt", "x" * 32_001, "at most 32000 characters"),
+        ("image_size", "512x512", "Select a valid choice"),
+        ("background", "checkerboard", "Select a valid choice"),
+        ("quality", "ultra", "Select a valid choice"),
+        ("output_format", "gif", "Select a valid choice"),
+        ("num_images", 0, "Select a valid choice"),
+        ("num_images", 5, "Select a valid choice"),
+    ],
+)
+def test_invalid_parameters_are_refused_with_a_field_error_and_nothing_is_queued(
+    alice, field, value, message
+):
+    form = GenerationForm({**VALID, field: value}, owner=alice)
+    assert not form.is_valid()
+    assert message in " ".join(form.errors[field])
+    assert not Generation.objects.exists()
+    assert not OrmQ.objects.exists()
+
+
+def test_a_transparent_jpeg_is_refused_because_jpeg_has_no_alpha(alice):
+    form = GenerationForm(
+        {**VALID, "background": "transparent", "output_format": "jpeg"}, owner=alice
+    )
+    assert not form.is_valid()
+    assert "JPEG has no transparency" in form.errors["output_format"][0]
+
+
+def test_the_longest_prompt_the_provider_takes_is_accepted(alice):
+    assert make(alice, prompt="x" * 32_000).prompt == "x" * 32_000
+
+
+def test_a_new_generation_lands_in_the_owners_default_gallery(alice):
+    generation = make(alice)
+    assert generation.status == S.PENDING
+    assert generation.gallery.is_default and generation.gallery.owner == alice
+
+
+def test_someone_elses_gallery_cannot_be_chosen(alice, bob):
+    from gallery.models import Gallery
+
+    form = GenerationForm({**VALID, "gallery": Gallery.default_for(bob).pk}, owner=alice)
+    assert not form.is_valid()
+    assert "gallery" in form.errors
+
+
+def test_only_one_worker_can_claim_a_generation_for_submission(alice):
+    generation = make(alice)
+    stale_copy = Generation.objects.get(pk=generation.pk)
+    assert generation.claim_for_submit()
+    assert not stale_copy.claim_for_submit()
+    assert Generation.objects.get(pk=generation.pk).status == S.SUBMITTING
+
+
+def test_the_provider_accepting_it_counts_one_submission(alice):
+    generation = make(alice)
+    generation.claim_for_submit()
+    assert generation.mark_submitted("opaque-id-g1h2")
+    generation.refresh_from_db()
+    assert (generation.status, generation.request_id, generation.submit_count) == (
+        S.IN_QUEUE,
+        "opaque-id-g1h2",
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "move"),
+    [
+        (S.COMPLETED, "retry"),
+        (S.COMPLETED, "cancel"),
+        (S.DOWNLOADING, "cancel"),
+        (S.PENDING, "complete"),
+        (S.PENDING, "retry"),
+        (S.FAILED, "cancel"),
+    ],
+)
+def test_illegal_transitions_are_refused(alice, start, move):
+    generation = make(alice)
+    Generation.objects.filter(pk=generation.pk).update(status=start)
+    generation.refresh_from_db()
+    with pytest.raises(IllegalTransition):
+        getattr(generation, move)()
+    assert Generation.objects.get(pk=generation.pk).status == start
+
+
+def test_failing_a_finished_generation_is_refused(alice):
+    generation = make(alice)
+    Generation.objects.filter(pk=generation.pk).update(status=S.COMPLETED)
+    generation.refresh_from_db()
+    with pytest.raises(IllegalTransition):
+        generation.fail("too late")
+
+
+def test_a_cancel_that_lost_the_race_changes_nothing(alice):
+    generation = make(alice)
+    other = Generation.objects.get(pk=generation.pk)
+    assert other.claim_for_submit() and other.mark_submitted("r1")
+    # This copy still thinks it is PENDING: its cancel must not overwrite IN_QUEUE blindly.
+    assert not generation.cancel()
+    assert Generation.objects.get(pk=generation.pk).status == S.IN_QUEUE
+
+
+def test_retry_starts_over_with_a_clean_slate(alice):
+    generation = make(alice)
+    generation.claim_for_submit()
+    generation.mark_submitted("r1")
+    generation.fail("The provider could not make this image: nope")
+    assert generation.retry()
+    generation.refresh_from_db()
+    assert generation.status == S.PENDING
+    assert (generation.request_id, generation.error, generation.failed_at) == ("", "", None)
