@@ -11,6 +11,8 @@ from PIL import Image as PILImage
 from gallery.models import Generation, Image
 
 S = Generation.Status
+# Locking and concurrency differ between databases: these run on PostgreSQL too.
+pytestmark = pytest.mark.postgres
 
 
 def stored_files(media_root):

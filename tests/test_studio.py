@@ -588,6 +588,23 @@ def test_the_image_detail_shows_every_parameter_and_the_metadata(alice, alice_cl
         assert text in html, text
 
 
+def test_the_detail_page_moves_its_generation_to_another_gallery(alice, alice_client):
+    generation = make_generation(alice, prompt="a tram on a hill")
+    trips = Gallery.objects.create(owner=alice, name="Trips")
+    image = generation.images.get()
+    html = alice_client.get(f"/images/{image.pk}/").content.decode()
+    assert f'action="/generations/{generation.pk}/move/"' in html
+    assert ">Trips</option>" in html
+
+    response = alice_client.post(
+        f"/generations/{generation.pk}/move/",
+        {"gallery": trips.pk, "next": f"/images/{image.pk}/"},
+    )
+    assert response["Location"] == f"/images/{image.pk}/"
+    generation.refresh_from_db()
+    assert generation.gallery == trips
+
+
 def test_the_detail_steps_to_newer_and_older_images_within_the_gallery(alice, alice_client):
     now = timezone.now()
     older = make_generation(alice, prompt="older")

@@ -19,7 +19,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from gallery import tasks
 from gallery.forms import GenerationForm, StudioFilterForm
-from gallery.models import Generation, Image
+from gallery.models import Gallery, Generation, Image
 from gallery.templatetags.studio import card_version
 
 # Cards per page: enough to fill a large screen twice, small enough to render fast.
@@ -232,7 +232,8 @@ def generation_detail(request, pk):
     if first is not None:
         return redirect(first)
     # Not (or never) finished: the same page, showing its status and parameters.
-    return render(request, "gallery/image_detail.html", {"generation": generation})
+    context = {"generation": generation, "galleries": Gallery.objects.for_user(request.user)}
+    return render(request, "gallery/image_detail.html", context)
 
 
 @require_GET
@@ -247,6 +248,7 @@ def image_detail(request, pk):
         "siblings": generation.images.all(),
         "newer": newer,
         "older": older,
+        "galleries": Gallery.objects.for_user(request.user),
     }
     return render(request, "gallery/image_detail.html", context)
 
