@@ -20,7 +20,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env(name, default=""):
-    return os.environ.get(name, default)
+    # Empty counts as unset, as with the other helpers: `PIXAZO_BASE_URL=` in a .env file.
+    return os.environ.get(name) or default
 
 
 def envbool(name, default):

@@ -417,7 +417,7 @@ class Generation(models.Model):
     def store_images(self, images):
         """Save every downloaded image and its thumbnail, and their rows, all or nothing.
 
-        `images` is a list of (index, FetchedImage-like, thumbnail bytes). Names are fixed
+        `images` are gallery.imaging.FetchedImage-like, each with its thumbnail. Names are fixed
         per generation and index, so a rerun after a crash overwrites instead of leaving
         orphans; on any failure every file written here is removed again.
         """
@@ -426,11 +426,11 @@ class Generation(models.Model):
         written = []
         try:
             rows = []
-            for index, fetched, thumbnail in images:
+            for index, fetched in enumerate(images):
                 stem = self.file_stem(index)
                 original_name = f"{stem}.{fetched.format}"
                 thumb_name = f"{stem}-thumb.webp"
-                for name, data in ((original_name, fetched.data), (thumb_name, thumbnail)):
+                for name, data in ((original_name, fetched.data), (thumb_name, fetched.thumbnail)):
                     default_storage.delete(name)
                     saved = default_storage.save(name, ContentFile(data))
                     written.append(saved)

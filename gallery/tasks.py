@@ -135,11 +135,17 @@ def resume_after_restart(**kwargs):
 
 def fail_overdue():
     for generation in Generation.objects.past_deadline():
-        minutes = settings.GENERATION_DEADLINE_SECONDS // 60
         generation.fail(
-            f"No result within {minutes} minutes, so Darkroom stopped waiting. "
-            "The provider may be overloaded: try again later."
+            f"No result within {timesince_words(settings.GENERATION_DEADLINE_SECONDS)}, so "
+            "Darkroom stopped waiting. The provider may be overloaded: try again later."
         )
+
+
+def timesince_words(seconds):
+    if seconds % 60:
+        return f"{seconds} seconds"
+    minutes = seconds // 60
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def step(generation_id):
@@ -268,17 +274,13 @@ def download(generation):
     try:
         with ThreadPoolExecutor(len(generation.provider_images)) as pool:
             fetched = list(pool.map(_fetch, [image["url"] for image in generation.provider_images]))
-        prepared = [
-            (index, image, imaging.make_thumbnail(image.data))
-            for index, image in enumerate(fetched)
-        ]
     except imaging.ImageError as exc:
         if exc.transient:
             generation.postpone_download(5, f"Downloading the images failed ({exc}); retrying.")
         else:
             generation.fail(f"An image from the provider was refused: {exc}. Nothing was stored.")
         return
-    generation.store_images(prepared)
+    generation.store_images(fetched)
 
 
 def _fetch(url):

@@ -27,19 +27,10 @@ from gallery.pixazo import (
     parse_retry_after,
 )
 from gallery.simulator import RESULT_PATH, SUBMIT_PATH
-from tests.simulator_fixtures import SIMULATOR_TEST_KEY
+from tests.simulator_fixtures import DOCUMENTED_BODY, SIMULATOR_TEST_KEY
 
 KEY = SIMULATOR_TEST_KEY
 WRONG_KEY = "wrong-subscription-key-99b1e0c3"
-DOCUMENTED_BODY = {
-    "prompt": "create a realistic image taken with iphone at these coordinates "
-    "41°43′32″N 49°56′49″W 15 April 1912",
-    "image_size": "1024x1024",
-    "background": "auto",
-    "quality": "high",
-    "num_images": 1,
-    "output_format": "png",
-}
 
 
 @pytest.fixture(autouse=True)

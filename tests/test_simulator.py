@@ -15,17 +15,8 @@ import pytest
 from PIL import Image
 
 from gallery.simulator import RESULT_PATH, SUBMIT_PATH
-from tests.simulator_fixtures import SIMULATOR_TEST_KEY
+from tests.simulator_fixtures import DOCUMENTED_BODY, SIMULATOR_TEST_KEY
 
-DOCUMENTED_BODY = {
-    "prompt": "create a realistic image taken with iphone at these coordinates "
-    "41°43′32″N 49°56′49″W 15 April 1912",
-    "image_size": "1024x1024",
-    "background": "auto",
-    "quality": "high",
-    "num_images": 1,
-    "output_format": "png",
-}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 

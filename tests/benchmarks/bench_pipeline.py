@@ -1,7 +1,7 @@
 """Does the pipeline scale past its worker count? (`make bench`; a plain script.)
 
-Against the simulator with 3 s of provider latency (0.5 s queued + 2.5 s processing) and a
-qcluster with `workers: 2`, it measures:
+Against the simulator (its own process, as `make run` starts it) with 3 s of provider
+latency (0.5 s queued + 2.5 s processing) and a qcluster with `workers: 2`, it measures:
 
 - one generation alone: from creation until its images are stored;
 - 100 generations created at once: from creation until all are stored, as a ratio to
@@ -16,6 +16,7 @@ Usage: python tests/benchmarks/bench_pipeline.py [--count 100]
 import argparse
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 KEY = "bench-subscription-key"
+SUBMIT_PATH = "/gpt-image-1-5-api-923/v1/gpt-image-1-5-api-request"
 RATIO_TARGET = 1.5
 STORE_DELAY_TARGET = 1.5
 
@@ -77,27 +79,39 @@ def run_batch(owner, count):
     return elapsed, delays
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(command, log_path, **env):
+    log = open(log_path, "w")  # noqa: SIM115 - the process writes to it until it ends
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=100)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as folder:
+        port = free_port()
         os.environ.update(
             DJANGO_SETTINGS_MODULE="config.settings",
             DARKROOM_DATA_DIR=folder,
             MEDIA_ROOT=str(Path(folder) / "media"),
             PIXAZO_API_KEY=KEY,
+            PIXAZO_BASE_URL=f"http://127.0.0.1:{port}/gpt-image-1-5-api-923/v1",
             Q_WORKERS="2",
             LOG_LEVEL="WARNING",
         )
-        from gallery.simulator import GatewaySimulator, SimulatorConfig
-
-        simulator = GatewaySimulator(
-            SimulatorConfig(api_key=KEY, queue_seconds=0.5, processing_seconds=2.5)
-        )
-        os.environ["PIXAZO_BASE_URL"] = simulator.start()
-
         import django
         from django.core.management import call_command
 
@@ -106,19 +120,25 @@ def main():
         from django.contrib.auth import get_user_model
 
         owner = get_user_model().objects.create_user("bench", password="unused-password-123")
-        log = open(Path(folder) / "qcluster.log", "w")  # noqa: SIM115
-        worker = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, stdout=log, stderr=log
+        # The simulator in a process of its own, as `make run` starts it; it logs each
+        # request, which is how the submissions are counted.
+        simulator_log = Path(folder) / "simulator.log"
+        simulator = start(
+            ["simulate_gateway", "--port", str(port), "--api-key", KEY]
+            + ["--queue-seconds", "0.5", "--processing-seconds", "2.5"],
+            simulator_log,
+            LOG_LEVEL="INFO",
         )
+        worker = start(["qcluster"], Path(folder) / "qcluster.log")
         try:
-            time.sleep(2)  # let the cluster start: its start-up is not what we measure
+            time.sleep(3)  # let both start: their start-up is not what we measure
             alone, _ = run_batch(owner, 1)
             many, delays = run_batch(owner, args.count)
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=60)
-            simulator.stop()
-        submissions = simulator.submissions
+            for process in (worker, simulator):
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+        submissions = simulator_log.read_text().count(f'"POST {SUBMIT_PATH} HTTP/1.1" 200')
 
     if os.environ.get("BENCH_DETAIL"):
         import resource
@@ -128,8 +148,8 @@ def main():
             resource.getrusage(resource.RUSAGE_CHILDREN),
         )
         print(
-            f"  cpu: bench+simulator {me.ru_utime + me.ru_stime:.1f} s, "
-            f"qcluster {kids.ru_utime + kids.ru_stime:.1f} s"
+            f"  cpu: bench {me.ru_utime + me.ru_stime:.1f} s, "
+            f"simulator and qcluster {kids.ru_utime + kids.ru_stime:.1f} s"
         )
     ratio = many / alone
     median_delay = statistics.median(delays)
