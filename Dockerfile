@@ -1,5 +1,6 @@
 # Darkroom: one image for the web server (the default command) and the worker
-# (`python manage.py qcluster`). tests/test_deploy.py runs these same commands outside Docker.
+# (`python manage.py qcluster`). tests/test_deploy.py runs its collectstatic, CMD and
+# HEALTHCHECK outside Docker; `make test` installs the same dependencies (`.[test]` holds `.[s3]`).
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

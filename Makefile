@@ -79,5 +79,6 @@ bench: install-test postgres
 	else $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; fi; \
 	exit $$status
 
+# What installing and testing leave behind; never the data folder's database and images.
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) staticfiles test-artifacts bench-results data/test-*.sqlite3*

@@ -174,10 +174,12 @@ SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,
 }
-DATABASE_URL = env("DATABASE_URL")
-if DATABASE_URL:
+# Lower case, so it is no setting: settings are listed on DEBUG error pages and by
+# `diffsettings`, and this URL holds the database password.
+_database_url = env("DATABASE_URL")
+if _database_url:
     try:
-        _database = dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
+        _database = dj_database_url.parse(_database_url, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
     if _database["ENGINE"] == "django.db.backends.sqlite3":
@@ -293,7 +295,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",  # containers and honcho collect stdout
+            "formatter": "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
@@ -306,6 +314,9 @@ DOWNLOAD_CLAIM_SECONDS = envint("DOWNLOAD_CLAIM_SECONDS", 60)
 # Longer than the client's worst case for one submit with all its retries (~7 minutes).
 SUBMIT_CLAIM_SECONDS = envint("SUBMIT_CLAIM_SECONDS", 600)
 POLLER_CONCURRENCY = envint("POLLER_CONCURRENCY", 8)
+# The poller hands over to a fresh django-q2 task this often, so a cluster told to stop
+# is never held up for long by it.
+POLLER_HANDOVER_SECONDS = envfloat("POLLER_HANDOVER_SECONDS", 10.0)
 IMAGE_MAX_BYTES = envint("IMAGE_MAX_BYTES", 25 * 1024 * 1024)
 IMAGE_MAX_PIXELS = envint("IMAGE_MAX_PIXELS", 4096 * 4096)
 

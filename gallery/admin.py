@@ -12,6 +12,7 @@ import json
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
@@ -334,8 +335,8 @@ class ImageAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         ("width", "height"),
         "content_type",
         "file_size",
-        "original",
-        "thumbnail",
+        "original_name",
+        "thumbnail_name",
         "created_at",
     ]
     readonly_fields = [
@@ -346,8 +347,8 @@ class ImageAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         "height",
         "content_type",
         "file_size",
-        "original",
-        "thumbnail",
+        "original_name",
+        "thumbnail_name",
         "created_at",
     ]
 
@@ -362,7 +363,13 @@ class ImageAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         ]
 
     def thumbnail_view(self, request, pk):
-        """Staff only (admin_view checks): the stored thumbnail, whoever owns it."""
+        """The stored thumbnail, whoever owns it, for staff who may view images.
+
+        admin_view only checks that the user is staff; the permission is checked here, as
+        the change page does.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         image = get_object_or_404(Image, pk=pk)
         try:
             stream = image.thumbnail.open("rb")
@@ -391,6 +398,16 @@ class ImageAdmin(DarkroomAdminMixin, admin.ModelAdmin):
     @admin.display(description="Bytes", ordering="size_bytes")
     def file_size(self, image):
         return filesizeformat(image.size_bytes)
+
+    # Names, not the file fields themselves: those would link to MEDIA_URL, which is never
+    # served (private media goes through views that check access).
+    @admin.display(description="Original")
+    def original_name(self, image):
+        return image.original.name
+
+    @admin.display(description="Thumbnail")
+    def thumbnail_name(self, image):
+        return image.thumbnail.name
 
 
 # -- galleries and share links --------------------------------------------------------------

@@ -1,5 +1,8 @@
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
+
+# The watchdog schedule beats every minute, and django-q2 fires schedules up to ~30 s late.
+WATCHDOG_WORST_GAP_SECONDS = 90
 
 
 @register()
@@ -9,5 +12,20 @@ def q_cluster_retry_exceeds_timeout(app_configs, **kwargs):
     if conf.get("retry", 60) <= conf.get("timeout", 60):
         return [
             Error("Q_CLUSTER['retry'] must be larger than Q_CLUSTER['timeout']", id="darkroom.E001")
+        ]
+    return []
+
+
+@register()
+def worker_stale_after_more_than_a_watchdog_gap(app_configs, **kwargs):
+    # Shorter, and /healthz would call a healthy worker stale between two beats.
+    if settings.WORKER_STALE_SECONDS <= WATCHDOG_WORST_GAP_SECONDS:
+        return [
+            Warning(
+                f"WORKER_STALE_SECONDS is {settings.WORKER_STALE_SECONDS}, but the worker's "
+                f"heartbeat can be {WATCHDOG_WORST_GAP_SECONDS} s apart: /healthz would flap",
+                hint="Leave it at 180, or set more than 90.",
+                id="darkroom.W001",
+            )
         ]
     return []

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django import forms
+from django.contrib.auth import forms as auth_forms
 from django.utils import timezone
 
 from gallery import spend
@@ -19,7 +20,27 @@ from gallery.models import (
 )
 
 
-class GenerationForm(forms.ModelForm):
+class LabelsAbove:
+    """Labels stand above their fields, so they end without Django's colon."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class LoginForm(LabelsAbove, auth_forms.AuthenticationForm):
+    pass
+
+
+class SignupForm(LabelsAbove, auth_forms.UserCreationForm):
+    pass
+
+
+class PasswordChangeForm(LabelsAbove, auth_forms.PasswordChangeForm):
+    pass
+
+
+class GenerationForm(LabelsAbove, forms.ModelForm):
     """Field names are the API's parameter names; defaults are the contract's example."""
 
     prompt = forms.CharField(

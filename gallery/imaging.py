@@ -119,12 +119,14 @@ def fetch_image(
 
     labelled = CONTENT_TYPES[content_type]
     picture, actual = _decode(data, max_pixels)
-    width, height = picture.size
-    if actual != labelled:
-        raise ImageRejected(f"the file is a {actual.upper()} image but was labelled {content_type}")
-    if expected and actual != expected:
-        raise ImageRejected(f"expected a {expected.upper()} image, got {actual.upper()}")
     with picture:
+        width, height = picture.size
+        if actual != labelled:
+            raise ImageRejected(
+                f"the file is a {actual.upper()} image but was labelled {content_type}"
+            )
+        if expected and actual != expected:
+            raise ImageRejected(f"expected a {expected.upper()} image, got {actual.upper()}")
         # From the picture already decoded for the check: decoding costs as much again.
         thumbnail = _thumbnail_of(picture, thumbnail_side) if thumbnail_side else None
     return FetchedImage(
@@ -175,19 +177,13 @@ def _download(client: httpx.Client, url: str, *, max_bytes: int) -> tuple[str, b
     return content_type, bytes(body)
 
 
-def verify_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, str]:
-    """Check that `data` is a whole PNG, JPEG or WebP within the pixel cap.
-
-    Returns (width, height, format). The size comes from the header and is checked before
-    any pixel is decoded; only then is the file verified and fully decoded once.
-    """
-    picture, fmt = _decode(data, max_pixels)
-    picture.close()
-    return picture.width, picture.height, fmt
-
-
 def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
-    """Verify `data` as in verify_image and return the decoded picture and its format."""
+    """Check that `data` is a whole PNG, JPEG or WebP within the pixel cap, and return the
+    decoded picture (the caller closes it) and its format.
+
+    The size comes from the header and is checked before any pixel is decoded; only then
+    is the file verified and fully decoded once.
+    """
     try:
         with Image.open(io.BytesIO(data), formats=_OPEN_FORMATS) as im:
             width, height = im.size

@@ -280,6 +280,9 @@ class Generation(models.Model):
         now = timezone.now()
         return self._move(
             self.S.IN_QUEUE,
+            # Only the claim's holder: after a cancel and a retry, a newer claim may be
+            # submitting the same row, and the two answers must not overwrite each other.
+            expect={"claimed_at": self.claimed_at},
             request_id=request_id,
             submit_count=self.submit_count + 1,
             submitted_at=now,
@@ -292,6 +295,7 @@ class Generation(models.Model):
         """SUBMITTING -> PENDING: the request provably never reached the provider."""
         return self._move(
             self.S.PENDING,
+            expect={"claimed_at": self.claimed_at},
             error=reason,
             claimed_at=None,
             next_action_at=timezone.now() + timedelta(seconds=delay_seconds),
@@ -336,7 +340,7 @@ class Generation(models.Model):
         )
 
     def postpone_download(self, seconds, note):
-        """A download hit a passing fault: keep the claim released, try again in a while."""
+        """A download hit a passing fault: try again in a while (by reclaiming it then)."""
         return self._move(
             self.S.DOWNLOADING,
             expect={"claimed_at": self.claimed_at},
@@ -345,8 +349,13 @@ class Generation(models.Model):
         )
 
     def complete(self):
+        """DOWNLOADING -> COMPLETED, only for the download's current claim holder."""
         return self._move(
-            self.S.COMPLETED, completed_at=timezone.now(), next_action_at=None, claimed_at=None
+            self.S.COMPLETED,
+            expect={"claimed_at": self.claimed_at},
+            completed_at=timezone.now(),
+            next_action_at=None,
+            claimed_at=None,
         )
 
     def fail(self, reason):
@@ -403,8 +412,9 @@ class Generation(models.Model):
     def file_stem(self, index):
         return f"{self.file_folder()}/{index}"
 
-    def delete_stored_files(self):
-        """Remove every file stored under this generation's folder (rows are the caller's)."""
+    def delete_stored_files(self, keep=()):
+        """Remove the files stored under this generation's folder, but those named in `keep`
+        (rows are the caller's)."""
         from django.core.files.storage import default_storage
 
         try:
@@ -412,34 +422,41 @@ class Generation(models.Model):
         except FileNotFoundError:
             return
         for name in files:
-            default_storage.delete(f"{self.file_folder()}/{name}")
+            path = f"{self.file_folder()}/{name}"
+            if path not in keep:
+                default_storage.delete(path)
 
     def store_images(self, images):
         """Save every downloaded image and its thumbnail, and their rows, all or nothing.
 
-        `images` are gallery.imaging.FetchedImage-like, each with its thumbnail. Names are fixed
-        per generation and index, so a rerun after a crash overwrites instead of leaving
-        orphans; on any failure every file written here is removed again.
+        `images` are gallery.imaging.FetchedImage-like, each with its thumbnail. Each attempt
+        writes names of its own: a worker whose claim expired may still be writing when
+        another has taken over, and neither may overwrite or delete the other's files. The
+        one that completes sweeps the folder of what others left (a crashed attempt's
+        files); one that loses, or fails, removes what it wrote.
         """
         from django.core.files.storage import default_storage
 
+        attempt = secrets.token_hex(4)
         written = []
         try:
             rows = []
             for index, fetched in enumerate(images):
-                stem = self.file_stem(index)
-                original_name = f"{stem}.{fetched.format}"
-                thumb_name = f"{stem}-thumb.webp"
-                for name, data in ((original_name, fetched.data), (thumb_name, fetched.thumbnail)):
-                    default_storage.delete(name)
-                    saved = default_storage.save(name, ContentFile(data))
-                    written.append(saved)
+                stem = f"{self.file_stem(index)}-{attempt}"
+                original = default_storage.save(
+                    f"{stem}.{fetched.format}", ContentFile(fetched.data)
+                )
+                written.append(original)
+                thumbnail = default_storage.save(
+                    f"{stem}-thumb.webp", ContentFile(fetched.thumbnail)
+                )
+                written.append(thumbnail)
                 rows.append(
                     Image(
                         generation=self,
                         index=index,
-                        original=written[-2],
-                        thumbnail=written[-1],
+                        original=original,
+                        thumbnail=thumbnail,
                         width=fetched.width,
                         height=fetched.height,
                         content_type=fetched.content_type,
@@ -447,17 +464,19 @@ class Generation(models.Model):
                     )
                 )
             with transaction.atomic():
-                self.images.all().delete()
-                Image.objects.bulk_create(rows)
+                # The claim first: a rival waits on this row, then finds it taken, rather
+                # than colliding on the images' unique index.
                 if not self.complete():
                     # Failed (past its deadline) or taken over meanwhile: undo everything.
                     raise _Superseded()
+                Image.objects.bulk_create(rows)
         except _Superseded:
             self._delete_names(written)
             return False
         except BaseException:
             self._delete_names(written)
             raise
+        self.delete_stored_files(keep=written)
         return True
 
     @staticmethod
@@ -593,8 +612,12 @@ class Lease(models.Model):
         )
 
     @classmethod
-    def release(cls, name, holder):
-        cls.objects.filter(name=name, holder=holder).update(expires_at=None, holder="")
+    def release(cls, name, holder=None):
+        """Give the lease up; without `holder`, whoever holds it."""
+        leases = cls.objects.filter(name=name)
+        if holder is not None:
+            leases = leases.filter(holder=holder)
+        leases.update(expires_at=None, holder="")
 
     @classmethod
     def is_held(cls, name):

@@ -378,10 +378,10 @@ def parse_result(body: dict, request_id: str) -> Result:
     status = body.get("status")
     if not isinstance(status, str) or status not in Status.__members__:
         raise MalformedResponse(f"The gateway answered with an unknown status {str(status)[:40]!r}")
-    answered_id = body.get("request_id", request_id)
-    if not isinstance(answered_id, str) or not answered_id:
-        raise MalformedResponse("The gateway's answer had an unreadable request id")
-    values = {"status": Status(status), "request_id": answered_id}
+    # An answer about another request must never finish this one (its images are not ours).
+    if body.get("request_id", request_id) != request_id:
+        raise MalformedResponse("The gateway answered about a different request id")
+    values = {"status": Status(status), "request_id": request_id}
 
     if status == Status.IN_PROGRESS:
         values["queue_position"] = _optional_int(body, "queue_position")
@@ -456,7 +456,12 @@ def default_client() -> PixazoClient:
     with _clients_lock:
         client = _clients.get(cache_key)
         if client is None:
-            client = _clients[cache_key] = PixazoClient(base_url, api_key)
+            # A longer Retry-After than this is not slept through inline: the caller gets a
+            # TransientError carrying it and schedules the next attempt itself, so one
+            # rate-limited call never holds a poller thread (or a worker) for a minute.
+            client = _clients[cache_key] = PixazoClient(
+                base_url, api_key, max_attempts=4, retry_after_ceiling=10
+            )
         return client
 
 

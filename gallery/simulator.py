@@ -163,15 +163,15 @@ class GatewaySimulator:
             self._server.server_close()
 
     def stop(self) -> None:
-        self._renderer.shutdown(wait=False, cancel_futures=True)
         server, self._server = self._server, None
-        if server is None:
-            return
-        if self._thread is not None:
-            server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        server.server_close()
+        if server is not None:
+            if self._thread is not None:
+                server.shutdown()
+                self._thread.join(timeout=5)
+                self._thread = None
+            server.server_close()
+        # After the server: a submit still being answered hands the renderer a job.
+        self._renderer.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self):
         self.start()
@@ -446,6 +446,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_found(self):
         path = urlsplit(self.path).path
         simulator = self.server.simulator
+        self._read_body()  # unread, it would be taken for the next request on this connection
         simulator._enter(self, path)
         try:
             self._send_error(404)
@@ -460,7 +461,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in (SUBMIT_PATH, RESULT_PATH):
             return self._send_error(404)
         key = self.headers.get("Ocp-Apim-Subscription-Key", "")
-        if not hmac.compare_digest(key.encode(), simulator.config.api_key.encode()):
+        # A missing key is refused even if the simulator was started with an empty one.
+        if not key or not hmac.compare_digest(key.encode(), simulator.config.api_key.encode()):
             return self._send_error(401)
 
         fault = simulator._next_fault()
@@ -583,7 +585,7 @@ def validate_params(body: dict) -> tuple[dict, str | None]:
         ("output_format", OUTPUT_FORMATS),
     ):
         value = body.get(name, DEFAULTS[name])
-        if value not in allowed or not isinstance(value, str):
+        if not isinstance(value, str) or value not in allowed:
             return {}, f"{name} must be one of {', '.join(allowed)}"
         params[name] = value
     num_images = body.get("num_images", DEFAULTS["num_images"])

@@ -120,3 +120,17 @@ def quota_refusal(user, images):
         f"You've used {usage.images} of your {usage.limit} images this month; this request "
         f"for {images} would go over. Ask an operator to raise your quota."
     )
+
+
+def retry_refusal(generation):
+    """Why retrying `generation` would go over its owner's quota, or None.
+
+    A retry counts in the month it happens; only a generation that already counts this
+    month (cancelled, not failed, since this month began) adds nothing.
+    """
+    already_counted = (
+        generation.status != Generation.Status.FAILED and generation.requested_at >= month_start()
+    )
+    if already_counted:
+        return None
+    return quota_refusal(generation.owner, generation.num_images)

@@ -21,6 +21,7 @@ import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import httpx
 from django.conf import settings
@@ -38,7 +39,6 @@ POLLER_KICK = "poller-kick"
 KICK_SECONDS = 5
 WORKER_HEARTBEAT = "worker"
 LEASE_SECONDS = 10
-HANDOVER_SECONDS = 10
 TICK_SECONDS = 0.1
 S = Generation.Status
 
@@ -53,7 +53,10 @@ def enqueue_submit(generation):
 
 def ensure_poller():
     """Start the poller unless it runs, or one was just asked for (a burst asks once)."""
-    if not Lease.is_held(POLLER_LEASE) and Lease.acquire(POLLER_KICK, "kick", KICK_SECONDS):
+    # A holder of its own each time: acquire() renews for the same holder, so a shared
+    # name would let every call of a burst take the kick again.
+    kick = uuid.uuid4().hex
+    if not Lease.is_held(POLLER_LEASE) and Lease.acquire(POLLER_KICK, kick, KICK_SECONDS):
         async_task("gallery.tasks.run_poller", group="poller")
 
 
@@ -71,36 +74,34 @@ def run_poller(wait_for_lease=False):
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     if not _take_lease(holder, wait_for_lease):
         return "another poller holds the lease"
-    Lease.release(POLLER_KICK, "kick")
+    Lease.release(POLLER_KICK)
     # Hand over to a fresh task every few seconds: a cluster told to stop waits for the
     # running task, so a poller that ran on would hold up every graceful shutdown.
-    budget = HANDOVER_SECONDS
+    budget = settings.POLLER_HANDOVER_SECONDS
     started = last_renewal = time.monotonic()
     last_sweep = 0.0
     running = {}
     with ThreadPoolExecutor(settings.POLLER_CONCURRENCY, thread_name_prefix="poller") as pool:
         while True:
-            for pk, future in list(running.items()):
-                if future.done():
-                    del running[pk]
-                    if future.exception() is not None:
-                        log.error("generation %s: step failed", pk, exc_info=future.exception())
+            running = {pk: future for pk, future in running.items() if not future.done()}
             now = time.monotonic()
             if now - last_sweep > 2:
                 fail_overdue()
                 last_sweep = now
-            draining = now - started > budget
-            if not draining:
-                due = Generation.objects.due().exclude(pk__in=list(running))
-                for pk in due.values_list("pk", flat=True)[: settings.POLLER_CONCURRENCY * 4]:
-                    running[pk] = pool.submit(step, pk)
-            if not running:
+            if now - started > budget:
+                # The successor starts at once; steps still running here finish on their
+                # own (leaving the pool waits for them). Running a due step twice is safe.
+                Lease.release(POLLER_LEASE, holder)
+                async_task("gallery.tasks.run_poller", group="poller")
+                return "time budget used, handed over"
+            due = Generation.objects.due().exclude(pk__in=list(running))
+            for pk in due.values_list("pk", flat=True)[: settings.POLLER_CONCURRENCY * 4]:
+                running[pk] = pool.submit(step, pk)
+                running[pk].add_done_callback(partial(_log_failure, pk))
+            if not running and not Generation.objects.in_flight().exists():
                 # Release first, then look once more: a submit that finished in between
                 # either sees the lease free and starts a poller, or is seen here.
                 Lease.release(POLLER_LEASE, holder)
-                if draining:
-                    async_task("gallery.tasks.run_poller", group="poller")
-                    return "time budget used, handed over"
                 if not Generation.objects.in_flight().exists():
                     return "idle"
                 if not Lease.acquire(POLLER_LEASE, holder, LEASE_SECONDS):
@@ -111,6 +112,11 @@ def run_poller(wait_for_lease=False):
                     return "lease lost"
                 last_renewal = now
             time.sleep(TICK_SECONDS)
+
+
+def _log_failure(pk, future):
+    if future.exception() is not None:
+        log.error("generation %s: step failed", pk, exc_info=future.exception())
 
 
 def _take_lease(holder, wait):
@@ -124,7 +130,7 @@ def _take_lease(holder, wait):
         time.sleep(0.5)
 
 
-def resume_after_restart(**kwargs):
+def resume_after_restart():
     """django-q2's post_spawn: a worker (re)started, so a poller may have died with it."""
     try:
         if Generation.objects.in_flight().exists():
@@ -200,7 +206,9 @@ def submit(generation):
         generation.fail(f"The gateway refused the request: {_provider_words(exc)}")
     except pixazo.TransientError as exc:
         # Provably never reached the provider (the client only gives up with this then).
-        generation.defer_submit(f"The gateway is busy ({exc}); trying again shortly.", 5)
+        generation.defer_submit(
+            f"The gateway is busy ({exc}); trying again shortly.", exc.retry_after or 5
+        )
     else:
         generation.mark_submitted(request_id)
 
@@ -220,13 +228,13 @@ def poll(generation):
     except pixazo.PermanentError as exc:
         generation.fail(f"The gateway refused the status check: {_provider_words(exc)}")
         return
-    except pixazo.TransientError:
+    except pixazo.TransientError as exc:
         # Polls are harmless to repeat; the deadline bounds how long we keep trying.
         generation.record_progress(
             generation.status,
             queue_position=generation.queue_position,
             estimated_wait_minutes=generation.estimated_wait_minutes,
-            next_in=settings.MAX_POLL_INTERVAL_SECONDS / 2,
+            next_in=exc.retry_after or settings.MAX_POLL_INTERVAL_SECONDS / 2,
         )
         return
 
@@ -242,9 +250,7 @@ def poll(generation):
             f"The provider could not make this image: {result.error or 'no reason given'}"
         )
     elif result.status == S.COMPLETED:
-        if not result.images:
-            generation.fail("The provider reported success but sent no images.")
-            return
+        # The client guarantees at least one image: a COMPLETED without any is malformed.
         images = [
             {
                 "url": image.url,

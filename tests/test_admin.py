@@ -4,6 +4,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -334,6 +335,25 @@ def test_people_who_are_not_staff_get_no_admin_thumbnail(alice_client, alice):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_staff_without_the_image_permission_get_no_admin_thumbnail(client, alice):
+    image = make_image(make_generation(alice, status=S.COMPLETED))
+    client.force_login(
+        get_user_model().objects.create_user("helpdesk", "helpdesk@example.com", is_staff=True)
+    )
+
+    assert client.get(f"/admin/gallery/image/{image.pk}/thumbnail/").status_code == 403
+
+
+def test_the_image_page_names_its_files_without_linking_to_unserved_media(staff_client, alice):
+    image = make_image(make_generation(alice, status=S.COMPLETED))
+
+    html = staff_client.get(f"/admin/gallery/image/{image.pk}/change/").text
+
+    assert image.original.name in html
+    assert image.thumbnail.name in html
+    assert 'href="/media/' not in html
 
 
 def test_a_missing_thumbnail_file_is_a_404(staff_client, alice):

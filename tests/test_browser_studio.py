@@ -78,6 +78,8 @@ def test_a_generation_goes_queued_in_progress_completed_in_place(
     )
     expect(card).to_have_attribute("data-status", "COMPLETED", timeout=20_000)
     expect(card.locator(".badge")).to_have_text("Completed")
+    # The card is replaced on each change: a live region that stays says what happened.
+    expect(page.locator("#announcer")).to_have_text("Completed: a lighthouse at dusk, watercolour")
 
     thumbnail = card.locator("img")
     expect(thumbnail).to_be_visible()
@@ -214,6 +216,14 @@ def test_search_filters_favourite_use_settings_delete_and_the_detail_page(
     expect(grid).to_have_count(1)
     expect(grid.first).to_contain_text("a glass bottle")
     filters(page).get_by_label("Format").select_option("")
+    expect(grid).to_have_count(9)
+
+    # A gallery: the heading names it.
+    filters(page).get_by_label("Gallery").select_option(label="Posters")
+    expect(grid).to_have_count(1)
+    expect(page.locator("#gallery-title")).to_have_text("Posters")
+    filters(page).get_by_label("Gallery").select_option("")
+    expect(page.locator("#gallery-title")).to_have_text("Your images")
     expect(grid).to_have_count(9)
 
     # Favourite, then only favourites.

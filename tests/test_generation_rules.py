@@ -1,10 +1,19 @@
 """The generation's state machine and the validation that guards the provider."""
 
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
 from django_q.models import OrmQ
 
+from gallery import tasks
 from gallery.forms import GenerationForm
+from gallery.imaging import FetchedImage
 from gallery.models import Generation, IllegalTransition
+from tests.image_factories import picture_bytes
 
 S = Generation.Status
 pytestmark = pytest.mark.django_db
@@ -141,3 +150,65 @@ def test_retry_starts_over_with_a_clean_slate(alice):
     generation.refresh_from_db()
     assert generation.status == S.PENDING
     assert (generation.request_id, generation.error, generation.failed_at) == ("", "", None)
+
+
+def test_a_submitter_whose_claim_was_replaced_changes_nothing(alice):
+    generation = make(alice)
+    assert generation.claim_for_submit()
+    first_submitter = Generation.objects.get(pk=generation.pk)
+    # Cancelled and retried while the first submit was still waiting on the gateway.
+    assert generation.cancel() and generation.retry() and generation.claim_for_submit()
+
+    assert not first_submitter.defer_submit("The gateway is busy", 5)
+    assert not first_submitter.mark_submitted("from-the-first-submit")
+    assert generation.mark_submitted("from-the-second-submit")
+    generation.refresh_from_db()
+    assert (generation.status, generation.request_id) == (S.IN_QUEUE, "from-the-second-submit")
+
+
+def test_a_burst_of_submissions_asks_for_one_poller(alice):
+    for _ in range(5):
+        tasks.ensure_poller()
+    assert OrmQ.objects.count() == 1
+
+
+def fetched_png():
+    data = picture_bytes()
+    return FetchedImage(
+        data=data,
+        width=96,
+        height=64,
+        format="png",
+        content_type="image/png",
+        size_bytes=len(data),
+        thumbnail=picture_bytes(48, 32, format="WEBP"),
+    )
+
+
+def test_only_the_current_download_claim_stores_images_and_no_file_is_left_over(alice, media_root):
+    generation = make(alice, num_images=2)
+    expired_claim = timezone.now() - timedelta(minutes=5)
+    Generation.objects.filter(pk=generation.pk).update(
+        status=S.DOWNLOADING, claimed_at=expired_claim
+    )
+    # A worker that died part-way through storing left a file behind.
+    default_storage.save(f"{generation.file_stem(0)}-dead.png", ContentFile(picture_bytes()))
+    stale_worker = Generation.objects.get(pk=generation.pk)
+    new_worker = Generation.objects.get(pk=generation.pk)
+    assert new_worker.reclaim_download()
+
+    assert not stale_worker.store_images([fetched_png(), fetched_png()])
+    assert new_worker.store_images([fetched_png(), fetched_png()])
+
+    generation.refresh_from_db()
+    assert generation.status == S.COMPLETED
+    referenced = sorted(
+        name
+        for image in generation.images.all()
+        for name in (image.original.name, image.thumbnail.name)
+    )
+    stored = sorted(
+        str(p.relative_to(media_root)) for p in Path(media_root).rglob("*") if p.is_file()
+    )
+    assert len(referenced) == 4
+    assert stored == referenced

@@ -6,6 +6,7 @@ import pytest
 from django.db import DatabaseError
 from django.utils import timezone
 
+from gallery.checks import worker_stale_after_more_than_a_watchdog_gap
 from gallery.models import Lease
 from gallery.tasks import watchdog
 
@@ -91,3 +92,11 @@ def test_it_answers_in_two_small_queries(client, django_assert_num_queries):
 @pytest.mark.django_db
 def test_it_refuses_writes(client):
     assert client.post("/healthz").status_code == 405
+
+
+def test_a_stale_limit_shorter_than_the_heartbeat_gap_is_flagged(settings):
+    settings.WORKER_STALE_SECONDS = 60
+    assert [w.id for w in worker_stale_after_more_than_a_watchdog_gap(None)] == ["darkroom.W001"]
+
+    settings.WORKER_STALE_SECONDS = 180
+    assert worker_stale_after_more_than_a_watchdog_gap(None) == []

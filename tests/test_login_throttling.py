@@ -11,12 +11,6 @@ from tests.conftest import PASSWORD
 LOGIN = "/accounts/login/"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Every attempt here checks a password; the real hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def sign_in(client, password, username="alice", address="198.51.100.4"):
     return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
 

@@ -68,7 +68,14 @@ def test_four_webp_images_at_1536x1024_are_stored_with_thumbnails(pipeline, alic
 def test_twenty_generations_complete_through_429s_and_500s_each_submitted_once(
     make_pipeline, alice
 ):
-    pipeline = make_pipeline(rate_429=0.25, rate_500=0.2, retry_after_seconds=0.2, seed=7)
+    # Handing over every second, the poller also changes hands many times meanwhile.
+    pipeline = make_pipeline(
+        rate_429=0.25,
+        rate_500=0.2,
+        retry_after_seconds=0.2,
+        seed=7,
+        env={"POLLER_HANDOVER_SECONDS": "1"},
+    )
     generations = [pipeline.create(alice, prompt=f"storm study {n}") for n in range(20)]
     pipeline.wait_until_finished(generations, timeout=120)
 

@@ -407,6 +407,7 @@ def test_a_documented_in_progress_answer_parses():
         {"status": ["COMPLETED"], "request_id": "r"},
         {"status": None},
         {"status": "IN_QUEUE", "request_id": 12},
+        {"status": "COMPLETED", "request_id": "someone-elses", "images": [{"url": "https://x/1"}]},
         {"status": "IN_PROGRESS", "request_id": "r", "queue_position": "2"},
         {"status": "IN_PROGRESS", "request_id": "r", "queue_position": True},
         {"status": "IN_PROGRESS", "request_id": "r", "estimated_wait_minutes": "soon"},

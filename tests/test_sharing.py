@@ -67,7 +67,7 @@ def test_creating_a_link_with_htmx_answers_the_card_with_the_link_ready_to_copy(
     assert "<html" not in html
     assert '<details class="gallery-panel" open>' in html
     assert f'value="http://testserver/s/{link.token}/"' in html
-    assert f'data-copy-target="share-url-{link.pk}"' in html
+    assert f'data-copy="share-url-{link.pk}"' in html
 
 
 def test_an_unknown_expiry_is_refused(alice_client, gallery):
@@ -95,7 +95,7 @@ def test_the_owner_sees_every_link_with_views_expiry_and_status(alice_client, ga
     assert "3 views" in html and "1 view ·" in html
     assert "never expires" in html
     # Only a live link can be copied again or revoked.
-    assert html.count("data-copy-target=") == 1
+    assert html.count("data-copy=") == 1
     assert f'value="http://testserver/s/{live.token}/"' in html
 
 

@@ -262,6 +262,12 @@ def test_a_missing_or_wrong_key_is_refused_with_401(simulator, key, path):
     assert simulator.submissions == 0
 
 
+def test_a_missing_key_is_refused_even_by_a_simulator_started_without_one(make_simulator):
+    simulator = make_simulator(api_key="")
+    assert submit(simulator, {"prompt": "a"}, key=None).status_code == 401
+    assert submit(simulator, {"prompt": "a"}, key="").status_code == 401
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -231,3 +231,41 @@ def test_the_account_page_shows_this_months_usage(alice_client, alice):
     assert "This month" in response.text
     assert "<strong>2</strong> images" in response.text
     assert "$0.07" in response.text
+
+
+def test_retrying_a_failed_generation_over_the_quota_is_refused_and_nothing_is_queued(
+    alice, alice_client, django_capture_on_commit_callbacks
+):
+    from django_q.models import OrmQ
+
+    Quota.objects.create(user=alice, monthly_images=4)
+    make_generation(alice, num_images=3, status=S.COMPLETED)
+    failed = make_generation(alice, num_images=2, status=S.FAILED, error="nope")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post(f"/generations/{failed.pk}/retry/", HTTP_HX_REQUEST="true")
+
+    assert "this request for 2 would go over" in response.content.decode().replace("&#x27;", "'")
+    failed.refresh_from_db()
+    assert failed.status == S.FAILED
+    assert not OrmQ.objects.exists()
+
+
+def test_retrying_a_generation_cancelled_this_month_is_not_counted_twice(alice):
+    Quota.objects.create(user=alice, monthly_images=4)
+    cancelled = make_generation(alice, num_images=4, status=S.CANCELLED)
+
+    assert spend.retry_refusal(cancelled) is None
+
+
+def test_retrying_last_months_generation_counts_it_this_month(alice):
+    Quota.objects.create(user=alice, monthly_images=4)
+    make_generation(alice, num_images=3)
+    old = make_generation(
+        alice,
+        num_images=2,
+        status=S.CANCELLED,
+        requested_at=spend.month_start() - timedelta(days=3),
+    )
+
+    assert "would go over" in spend.retry_refusal(old)

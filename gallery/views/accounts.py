@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.contrib.auth import login
-from django.contrib.auth.forms import UserCreationForm
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
+
+from gallery.forms import SignupForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -12,7 +13,7 @@ def signup(request):
         raise Http404("Sign-up is closed on this instance")
     if request.user.is_authenticated:
         return redirect("studio")
-    form = UserCreationForm(request.POST or None, label_suffix="")
+    form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")

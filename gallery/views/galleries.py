@@ -10,17 +10,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from gallery.forms import GalleryDeleteForm, GalleryForm, MoveGenerationForm, ShareLinkForm
-from gallery.models import Gallery, Generation, Image, ShareLink
-
-
-def _get_gallery_for_user(user, pk):
-    return get_object_or_404(Gallery.objects.for_user(user), pk=pk)
+from gallery.models import Gallery, Generation, Image
+from gallery.views.access import gallery_for_user, generation_for_user, share_link_for_user
 
 
 def _galleries_with_counts(user):
@@ -102,7 +99,7 @@ def gallery_create(request):
 @require_POST
 @login_required
 def gallery_rename(request, pk):
-    gallery = _get_gallery_for_user(request.user, pk)
+    gallery = gallery_for_user(request.user, pk)
     form = GalleryForm(request.POST, instance=gallery, auto_id=_form_ids(gallery))
     if not form.is_valid():
         return _respond_with_card(request, gallery, rename_form=form, open_panel="rename")
@@ -113,7 +110,7 @@ def gallery_rename(request, pk):
 @require_POST
 @login_required
 def gallery_delete(request, pk):
-    gallery = _get_gallery_for_user(request.user, pk)
+    gallery = gallery_for_user(request.user, pk)
     if gallery.is_default:
         messages.error(request, f"“{gallery.name}” is your default gallery: it can't be deleted.")
         return redirect("gallery_list")
@@ -133,7 +130,7 @@ def gallery_delete(request, pk):
 @require_POST
 @login_required
 def sharelink_create(request, pk):
-    gallery = _get_gallery_for_user(request.user, pk)
+    gallery = gallery_for_user(request.user, pk)
     form = ShareLinkForm(request.POST, auto_id=_form_ids(gallery))
     if form.is_valid():
         link = form.save(commit=False)
@@ -148,9 +145,7 @@ def sharelink_create(request, pk):
 @require_POST
 @login_required
 def sharelink_revoke(request, pk):
-    link = get_object_or_404(
-        ShareLink.objects.filter(gallery__owner=request.user).select_related("gallery"), pk=pk
-    )
+    link = share_link_for_user(request.user, pk)
     link.revoke()
     return _respond_with_card(request, link.gallery, open_panel="share")
 
@@ -158,7 +153,7 @@ def sharelink_revoke(request, pk):
 @require_POST
 @login_required
 def generation_move(request, pk):
-    generation = get_object_or_404(Generation.objects.for_user(request.user), pk=pk)
+    generation = generation_for_user(request.user, pk)
     form = MoveGenerationForm(request.POST, owner=request.user)
     if not form.is_valid():
         raise Http404("No such gallery of yours")

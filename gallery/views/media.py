@@ -23,7 +23,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_safe
 
 from gallery.imaging import THUMBNAIL_CONTENT_TYPE
-from gallery.models import Gallery, Generation, Image
+from gallery.models import Generation, Image
+from gallery.views.access import gallery_for_user, image_for_user
 from gallery.views.share import live_link_or_404, shared_images
 
 logger = logging.getLogger(__name__)
@@ -35,12 +36,6 @@ OWNER_CACHE = {"private": True, "max_age": 3600}
 SHARED_CACHE = {"private": True, "max_age": 60}
 ZIP_CACHE = {"private": True, "no_store": True}
 ZIP_CHUNK_BYTES = 256 * 1024
-
-
-def _get_image_for_user(user, pk):
-    return get_object_or_404(
-        Image.objects.filter(generation__owner=user).select_related("generation"), pk=pk
-    )
 
 
 def _get_shared_image(token, pk):
@@ -85,19 +80,19 @@ def _serve(image, kind, *, cache, attachment=False):
 @require_safe
 @login_required
 def image_original(request, pk):
-    return _serve(_get_image_for_user(request.user, pk), "original", cache=OWNER_CACHE)
+    return _serve(image_for_user(request.user, pk), "original", cache=OWNER_CACHE)
 
 
 @require_safe
 @login_required
 def image_thumbnail(request, pk):
-    return _serve(_get_image_for_user(request.user, pk), "thumbnail", cache=OWNER_CACHE)
+    return _serve(image_for_user(request.user, pk), "thumbnail", cache=OWNER_CACHE)
 
 
 @require_safe
 @login_required
 def image_download(request, pk):
-    image = _get_image_for_user(request.user, pk)
+    image = image_for_user(request.user, pk)
     return _serve(image, "original", cache=OWNER_CACHE, attachment=True)
 
 
@@ -195,7 +190,7 @@ def _zip_response(images, name):
 @require_safe
 @login_required
 def gallery_zip(request, pk):
-    gallery = get_object_or_404(Gallery.objects.for_user(request.user), pk=pk)
+    gallery = gallery_for_user(request.user, pk)
     images = (
         Image.objects.filter(
             generation__gallery=gallery, generation__status=Generation.Status.COMPLETED

@@ -10,32 +10,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q, Subquery
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from gallery import tasks
+from gallery import spend, tasks
 from gallery.forms import GenerationForm, StudioFilterForm
 from gallery.models import Gallery, Generation, Image
 from gallery.templatetags.studio import card_version
+from gallery.views.access import generation_for_user, image_for_user
 
 # Cards per page: enough to fill a large screen twice, small enough to render fast.
 PAGE_SIZE = 24
 STUDIO = "gallery/studio.html"
-
-
-def _generation_for_user(request, pk):
-    return get_object_or_404(Generation.objects.for_user(request.user), pk=pk)
-
-
-def _image_for_user(request, pk):
-    images = Image.objects.filter(generation__owner=request.user).select_related(
-        "generation__gallery"
-    )
-    return get_object_or_404(images, pk=pk)
 
 
 # -- the studio page ------------------------------------------------------------------------
@@ -92,14 +82,13 @@ def _compose_form(request, *, gallery=None):
     initial = {"gallery": gallery} if gallery else {}
     source = request.GET.get("use", "")
     if source.isdigit():
-        past = _generation_for_user(request, int(source))
+        past = generation_for_user(request.user, int(source))
         initial = {**past.provider_params(), "gallery": past.gallery_id}
     return _generation_form(request, initial=initial)
 
 
 def _generation_form(request, *args, **kwargs):
-    # Labels stand above their fields: no "Prompt:" colon.
-    form = GenerationForm(*args, owner=request.user, label_suffix="", **kwargs)
+    form = GenerationForm(*args, owner=request.user, **kwargs)
     _fetch_choices_once(form.fields["gallery"])
     return form
 
@@ -151,7 +140,7 @@ def generate(request):
 @login_required
 def generation_card(request, pk):
     """The polled card. 204 while nothing visible changed; 286 on the final render."""
-    generation = _generation_for_user(request, pk)
+    generation = generation_for_user(request.user, pk)
     if not generation.is_finished and request.GET.get("seen") == card_version(generation):
         return HttpResponse(status=204)
     return _card(request, generation)
@@ -160,7 +149,13 @@ def generation_card(request, pk):
 @require_POST
 @login_required
 def generation_retry(request, pk):
-    generation = _generation_for_user(request, pk)
+    generation = generation_for_user(request.user, pk)
+    if generation.can_retry and (refusal := spend.retry_refusal(generation)):
+        # Over the monthly quota: nothing is sent, and the card says why.
+        if request.htmx:
+            return _card(request, generation, refusal=refusal)
+        messages.error(request, refusal)
+        return _card_or_back(request, generation)
     # A second click, or a retry another tab already made, just shows the current state.
     if generation.can_retry and generation.retry():
         tasks.enqueue_submit(generation)
@@ -170,7 +165,7 @@ def generation_retry(request, pk):
 @require_POST
 @login_required
 def generation_cancel(request, pk):
-    generation = _generation_for_user(request, pk)
+    generation = generation_for_user(request.user, pk)
     if generation.can_cancel:
         generation.cancel()
     return _card_or_back(
@@ -181,7 +176,7 @@ def generation_cancel(request, pk):
 @require_POST
 @login_required
 def generation_favourite(request, pk):
-    generation = _generation_for_user(request, pk)
+    generation = generation_for_user(request.user, pk)
     # The wanted value, not a toggle: a double click or two tabs can't flip it back.
     generation.favourite = request.POST.get("favourite") == "1"
     generation.save(update_fields=["favourite"])
@@ -192,7 +187,7 @@ def generation_favourite(request, pk):
 @login_required
 def generation_delete(request, pk):
     """Delete a finished generation with its images (their files go once the rows do)."""
-    generation = _generation_for_user(request, pk)
+    generation = generation_for_user(request.user, pk)
     if not generation.is_finished:
         return HttpResponse("Cancel the generation before deleting it.", status=409)
     generation.delete()
@@ -214,8 +209,9 @@ def _card_or_back(request, generation, message=None):
     return redirect("studio")
 
 
-def _card(request, generation):
-    response = render(request, f"{STUDIO}#card", {"generation": generation})
+def _card(request, generation, refusal=None):
+    context = {"generation": generation, "refusal": refusal}
+    response = render(request, f"{STUDIO}#card", context)
     if generation.is_finished:
         response.status_code = HTMX_STOP_POLLING
     return response
@@ -227,7 +223,7 @@ def _card(request, generation):
 @require_GET
 @login_required
 def generation_detail(request, pk):
-    generation = _generation_for_user(request, pk)
+    generation = generation_for_user(request.user, pk)
     first = generation.images.first()
     if first is not None:
         return redirect(first)
@@ -239,7 +235,7 @@ def generation_detail(request, pk):
 @require_GET
 @login_required
 def image_detail(request, pk):
-    image = _image_for_user(request, pk)
+    image = image_for_user(request.user, pk)
     generation = image.generation
     newer, older = _neighbours(image)
     context = {

@@ -27,13 +27,16 @@
     if (link) link.click();
   });
 
-  // Copy buttons: data-copy names the element whose text is copied.
+  // Copy buttons: data-copy names the element whose text (or a field's value) is copied.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
     if (!button) return;
     var source = document.getElementById(button.dataset.copy);
     if (!source) return;
-    copyText(source.textContent).then(function () {
+    var field = source.matches("input, textarea");
+    // A field stays selected: if copying fails, Ctrl+C / Cmd+C still works.
+    if (field) source.select();
+    copyText(field ? source.value : source.textContent).then(function () {
       var label = button.textContent;
       button.textContent = button.dataset.copiedLabel || "Copied";
       button.classList.add("is-done");
@@ -41,7 +44,7 @@
         button.textContent = label;
         button.classList.remove("is-done");
       }, 1600);
-    });
+    }, function () {});
   });
 
   function copyText(text) {
@@ -55,9 +58,9 @@
     area.className = "visually-hidden";
     document.body.appendChild(area);
     area.select();
-    document.execCommand("copy");
+    var copied = document.execCommand("copy");
     area.remove();
-    return Promise.resolve();
+    return copied ? Promise.resolve() : Promise.reject();
   }
 
   // An open delete confirmation closes on Escape or a click elsewhere.
@@ -86,5 +89,20 @@
     form.classList.remove("is-filled");
     void form.offsetWidth; // restart the highlight animation
     form.classList.add("is-filled");
+  });
+
+  // A polled card is replaced whenever it changes, so it can't be its own live region: the
+  // page's #announcer says when a card's status changes ("Completed: a fox in the snow").
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var card = event.detail.target;
+    var announcer = document.getElementById("announcer");
+    var html = event.detail.xhr.responseText;
+    if (!announcer || !html || !card.matches(".card[data-status]")) return;
+    var next = new DOMParser().parseFromString(html, "text/html").querySelector(".card[data-status]");
+    if (!next || next.dataset.status === card.dataset.status) return;
+    var badge = next.querySelector(".badge");
+    var prompt = next.querySelector(".card__prompt");
+    announcer.textContent = (badge ? badge.textContent.trim() : next.dataset.status) +
+      ": " + (prompt ? prompt.textContent.trim() : "");
   });
 })();

@@ -59,7 +59,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Cannot listen on {options['host']}:{options['port']}: {exc}"
             ) from None
-        self.stdout.write(f"Gateway simulator listening on {base_url}", ending="\n")
+        self.stdout.write(f"Gateway simulator listening on {base_url}")
         self.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
             simulator.serve_forever()
