@@ -28,9 +28,10 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing import get_context
 from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw, ImageFont
@@ -100,6 +101,10 @@ class SimulatorConfig:
     initial_queue_position: int = 3
     # fal keeps a finished result about an hour; older jobs are forgotten.
     result_ttl_seconds: float = 3600.0
+    # Draw images in this many processes of their own (0: in the server's threads). The
+    # stand-alone simulator uses them so drawing never slows its answers, as a real
+    # provider's render farm does not slow its API.
+    drawing_processes: int = 0
 
 
 @dataclass
@@ -131,6 +136,11 @@ class GatewaySimulator:
         self._request_log: list[tuple[str, str, dict]] = []
         self._in_flight = 0
         self._renderer = ThreadPoolExecutor(2, thread_name_prefix="simulator-render")
+        self._drawing_processes = (
+            ProcessPoolExecutor(config.drawing_processes, mp_context=get_context("spawn"))
+            if config.drawing_processes
+            else None
+        )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -160,7 +170,7 @@ class GatewaySimulator:
         try:
             self._server.serve_forever(poll_interval=0.2)
         finally:
-            self._server.server_close()
+            self.stop()
 
     def stop(self) -> None:
         server, self._server = self._server, None
@@ -172,6 +182,8 @@ class GatewaySimulator:
             server.server_close()
         # After the server: a submit still being answered hands the renderer a job.
         self._renderer.shutdown(wait=False, cancel_futures=True)
+        if self._drawing_processes is not None:
+            self._drawing_processes.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self):
         self.start()
@@ -376,19 +388,23 @@ class GatewaySimulator:
                 params = job.params
                 width, height = _dimensions(params["image_size"])
                 count = params["num_images"]
-                job.images = [
-                    render_image(
-                        request_id=job.request_id,
-                        index=index,
-                        count=count,
-                        prompt=params["prompt"],
-                        width=width,
-                        height=height,
-                        output_format=params["output_format"],
-                        transparent=params["background"] == "transparent",
+                draw = functools.partial(
+                    render_image,
+                    request_id=job.request_id,
+                    count=count,
+                    prompt=params["prompt"],
+                    width=width,
+                    height=height,
+                    output_format=params["output_format"],
+                    transparent=params["background"] == "transparent",
+                )
+                indices = range(1, count + 1)
+                if self._drawing_processes is not None:
+                    job.images = list(
+                        self._drawing_processes.map(_draw_at, [draw] * count, indices)
                     )
-                    for index in range(1, count + 1)
-                ]
+                else:
+                    job.images = [draw(index=index) for index in indices]
                 job.render_ms = int((time.monotonic() - started) * 1000)
             return job.images
 
@@ -610,6 +626,11 @@ def _font(size: int):
 def _colour(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
     r, g, b = colorsys.hsv_to_rgb(hue % 1.0, saturation, value)
     return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _draw_at(draw, index):
+    # Module level, so a process pool can run it.
+    return draw(index=index)
 
 
 def render_image(

@@ -269,7 +269,9 @@ def poll(generation):
 def poll_interval(estimated_wait_minutes, poll_count):
     """Soon after submit, then back off: along the provider's estimate when it gives one."""
     if estimated_wait_minutes is not None:
-        seconds = estimated_wait_minutes * 60 / 2
+        remaining = estimated_wait_minutes * 60
+        # Halve the wait while it is long; once it is short, look just after it ends.
+        seconds = remaining / 2 if remaining > 2 * settings.FIRST_POLL_SECONDS else remaining + 0.1
     else:
         seconds = settings.FIRST_POLL_SECONDS * 1.5**poll_count
     return min(max(seconds, settings.FIRST_POLL_SECONDS), settings.MAX_POLL_INTERVAL_SECONDS)

@@ -34,28 +34,33 @@ STORE_DELAY_TARGET = 1.5
 
 
 def run_batch(owner, count):
+    from django.db import transaction
+
     from gallery import tasks
     from gallery.forms import GenerationForm
     from gallery.models import Generation
 
-    started = time.monotonic()
+    # Validated and saved like the studio does, in one transaction so all of them reach the
+    # pipeline at the same instant ("submitted at once"); the clock starts as they commit.
     pks = []
-    for n in range(count):
-        form = GenerationForm(
-            {
-                "prompt": f"benchmark lighthouse {n}",
-                "image_size": "1024x1024",
-                "background": "auto",
-                "quality": "low",
-                "num_images": 1,
-                "output_format": "png",
-            },
-            owner=owner,
-        )
-        assert form.is_valid(), form.errors
-        generation = form.save()
-        tasks.enqueue_submit(generation)
-        pks.append(generation.pk)
+    with transaction.atomic():
+        for n in range(count):
+            form = GenerationForm(
+                {
+                    "prompt": f"benchmark lighthouse {n}",
+                    "image_size": "1024x1024",
+                    "background": "auto",
+                    "quality": "low",
+                    "num_images": 1,
+                    "output_format": "png",
+                },
+                owner=owner,
+            )
+            assert form.is_valid(), form.errors
+            generation = form.save()
+            tasks.enqueue_submit(generation)
+            pks.append(generation.pk)
+        started = time.monotonic()
     batch = Generation.objects.filter(pk__in=pks)
     while batch.exclude(status__in=Generation.FINISHED).exists():
         if time.monotonic() - started > 300:
@@ -132,7 +137,8 @@ def main():
         worker = start(["qcluster"], Path(folder) / "qcluster.log")
         try:
             time.sleep(3)  # let both start: their start-up is not what we measure
-            alone, _ = run_batch(owner, 1)
+            # Alone, one generation's time depends on where its polls fall: take the median.
+            alone = statistics.median(run_batch(owner, 1)[0] for _ in range(3))
             many, delays = run_batch(owner, args.count)
         finally:
             for process in (worker, simulator):
@@ -154,8 +160,10 @@ def main():
     ratio = many / alone
     median_delay = statistics.median(delays)
     ok = ratio <= RATIO_TARGET and median_delay < STORE_DELAY_TARGET
-    ok = ok and submissions == args.count + 1
-    print(f"bench_pipeline: 1 generation alone: {alone:.2f} s (provider latency 3.0 s)")
+    ok = ok and submissions == args.count + 3
+    print(
+        f"bench_pipeline: 1 generation alone: {alone:.2f} s, median of 3 (provider latency 3.0 s)"
+    )
     print(
         f"bench_pipeline: {args.count} at once with 2 workers: {many:.2f} s = "
         f"{ratio:.2f}x one alone (target <= {RATIO_TARGET})"
@@ -163,7 +171,7 @@ def main():
     print(
         f"bench_pipeline: provider COMPLETED -> stored: median {median_delay:.2f} s, "
         f"max {max(delays):.2f} s (target median < {STORE_DELAY_TARGET} s); "
-        f"{submissions} submissions for {args.count + 1} generations: "
+        f"{submissions} submissions for {args.count + 3} generations: "
         f"{'OK' if ok else 'MISSED'}"
     )
     return 0 if ok else 1

@@ -36,6 +36,12 @@ class Command(BaseCommand):
             "--image-base-url", default=None, help="storage host prefix for image URLs"
         )
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument(
+            "--drawing-processes",
+            type=int,
+            default=2,
+            help="processes that draw images, so drawing never slows answers (0: threads)",
+        )
 
     def handle(self, *args, **options):
         config = SimulatorConfig(
@@ -51,6 +57,7 @@ class Command(BaseCommand):
             slow_seconds=options["slow_seconds"],
             image_base_url=options["image_base_url"],
             seed=options["seed"],
+            drawing_processes=options["drawing_processes"],
         )
         simulator = GatewaySimulator(config)
         try:
