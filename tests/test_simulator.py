@@ -168,6 +168,18 @@ def test_images_come_in_the_asked_size_format_count_and_transparency(
     assert len(set(contents)) == 3  # each image of a request is different
 
 
+def test_images_drawn_in_separate_processes_are_the_same_images(make_simulator):
+    # The stand-alone simulator (make run) draws in processes of its own.
+    in_processes = make_simulator(drawing_processes=1)
+    in_threads = make_simulator()
+    body = {"prompt": "a red kite", "num_images": 2, "output_format": "webp"}
+    for simulator in (in_processes, in_threads):
+        request_id = submit(simulator, body).json()["request_id"]
+        completed = poll_until_finished(simulator, request_id)[-1]
+        pictures = [Image.open(io.BytesIO(download(i["url"]).content)) for i in completed["images"]]
+        assert [(p.format, p.size) for p in pictures] == [("WEBP", (1024, 1024))] * 2
+
+
 def test_omitted_parameters_take_the_defaults(simulator):
     request_id = submit(simulator, {"prompt": "just a prompt"}).json()["request_id"]
     completed = poll_until_finished(simulator, request_id)[-1]
