@@ -183,7 +183,8 @@ class GatewaySimulator:
         # After the server: a submit still being answered hands the renderer a job.
         self._renderer.shutdown(wait=False, cancel_futures=True)
         if self._drawing_processes is not None:
-            self._drawing_processes.shutdown(wait=False, cancel_futures=True)
+            # Wait: the processes must be gone before this one is.
+            self._drawing_processes.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self):
         self.start()

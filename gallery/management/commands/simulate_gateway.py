@@ -1,4 +1,5 @@
 import contextlib
+import signal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -68,5 +69,8 @@ class Command(BaseCommand):
             ) from None
         self.stdout.write(f"Gateway simulator listening on {base_url}")
         self.stdout.flush()
+        # honcho and process managers stop it with SIGTERM: unwind like Ctrl+C, so the
+        # drawing processes are shut down with it instead of being orphaned.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         with contextlib.suppress(KeyboardInterrupt):
             simulator.serve_forever()
