@@ -29,3 +29,21 @@ def worker_stale_after_more_than_a_watchdog_gap(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def more_pollers_than_workers(app_configs, **kwargs):
+    # Each shard's poller keeps a worker busy while its shard has work: with more pollers
+    # than workers, some shards would wait for a turn (a handover) before being polled.
+    workers = settings.Q_CLUSTER.get("workers", 1)
+    if workers < settings.POLLER_SHARDS:
+        return [
+            Warning(
+                f"POLLER_SHARDS is {settings.POLLER_SHARDS} but a cluster has {workers} "
+                "workers: some generations would wait seconds for their poller's turn",
+                hint="Leave POLLER_SHARDS unset (one per worker), or give each cluster "
+                "at least that many workers.",
+                id="darkroom.W002",
+            )
+        ]
+    return []

@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -96,6 +96,19 @@ class GenerationQuerySet(models.QuerySet):
     def in_flight(self):
         """Generations the poller still has work for."""
         return self.filter(status__in=Generation.POLLER_STATES)
+
+    def in_shard(self, shard):
+        """The generations whose poller is shard `shard`'s (see gallery.tasks)."""
+        if settings.POLLER_SHARDS == 1:
+            return self.all()
+        return self.alias(shard=F("pk") % settings.POLLER_SHARDS).filter(shard=shard)
+
+    def shards(self):
+        """The shards these generations belong to."""
+        shard = F("pk") % settings.POLLER_SHARDS
+        return sorted(
+            self.annotate(shard=shard).order_by().values_list("shard", flat=True).distinct()
+        )
 
     def due(self, now=None):
         now = now or timezone.now()
@@ -218,13 +231,6 @@ class Generation(models.Model):
     def is_finished(self):
         return self.status in self.FINISHED
 
-    def is_due(self):
-        return (
-            self.status in self.POLLER_STATES
-            and self.next_action_at is not None
-            and self.next_action_at <= timezone.now()
-        )
-
     @property
     def can_retry(self):
         return self.status in (self.S.FAILED, self.S.CANCELLED)
@@ -232,6 +238,9 @@ class Generation(models.Model):
     @property
     def can_cancel(self):
         return self.status in self.CANCELLABLE
+
+    def shard(self):
+        return self.pk % settings.POLLER_SHARDS
 
     def provider_params(self):
         """The body of the provider's submit call."""
@@ -585,7 +594,7 @@ class ShareLink(models.Model):
 
 
 class Lease(models.Model):
-    """A named lease one process holds at a time (the poller); also a worker's heartbeat.
+    """A named lease one process holds at a time (a poller); also a worker's heartbeat.
 
     Taking and renewing are conditional UPDATEs, so of two processes racing for an
     expired lease exactly one wins; a holder that dies simply lets it expire.

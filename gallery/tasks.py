@@ -3,13 +3,15 @@
 A generation's way: the view saves it PENDING and `enqueue_submit` makes sure, once the
 transaction commits, that the poller task runs.
 
-The poller is one django-q2 task that holds a lease, so exactly one runs per installation
-however many workers and hosts there are. Each tick it picks every generation whose next
+Generations are split into POLLER_SHARDS shards by id, and each shard has one poller: a
+django-q2 task that holds the shard's lease, so exactly one runs per shard however many
+workers and hosts there are. Each tick it picks every generation of its shard whose next
 action is due and runs that step in a thread pool: submit (PENDING), poll (IN_QUEUE,
 IN_PROGRESS), download (DOWNLOADING). So hundreds of generations wait on the provider at
-once while the cluster's workers stay free: the number in flight is not bounded by the
-worker count, and no worker sleeps through one generation's wait. Every few seconds it
-hands over to a fresh task, and it ends when nothing is left in flight.
+once: the number in flight is not bounded by the worker count, and no worker sleeps
+through one generation's wait. Shards let the CPU work (checking images, thumbnails) use
+as many processes as there are pollers. Every few seconds a poller hands over to a fresh
+task, and it ends when nothing of its shard is left in flight.
 
 Every step is safe to run twice: steps begin with a conditional status change that only
 one caller wins, and downloads write to fixed names that a rerun overwrites.
@@ -33,13 +35,14 @@ from gallery.models import Generation, Lease
 
 log = logging.getLogger("gallery.tasks")
 
-POLLER_LEASE = "poller"
+POLLER_LEASE = "poller-{shard}"
 # Held from asking for a poller until it starts; expires in case no worker ever takes it.
-POLLER_KICK = "poller-kick"
+POLLER_KICK = "poller-kick-{shard}"
 KICK_SECONDS = 5
 WORKER_HEARTBEAT = "worker"
 LEASE_SECONDS = 10
 TICK_SECONDS = 0.1
+SHORT_WAIT_SECONDS = 2.0
 S = Generation.Status
 
 
@@ -48,33 +51,39 @@ S = Generation.Status
 
 def enqueue_submit(generation):
     """Have `generation` (saved PENDING) submitted, once its row is committed."""
-    transaction.on_commit(ensure_poller)
+    transaction.on_commit(partial(ensure_poller, [generation.shard()]))
 
 
-def ensure_poller():
-    """Start the poller unless it runs, or one was just asked for (a burst asks once)."""
-    # A holder of its own each time: acquire() renews for the same holder, so a shared
-    # name would let every call of a burst take the kick again.
-    kick = uuid.uuid4().hex
-    if not Lease.is_held(POLLER_LEASE) and Lease.acquire(POLLER_KICK, kick, KICK_SECONDS):
-        async_task("gallery.tasks.run_poller", group="poller")
+def ensure_poller(shards=None):
+    """Start the poller of each of `shards` (default: all) unless it runs, or one was just
+    asked for (a burst asks once)."""
+    for shard in range(settings.POLLER_SHARDS) if shards is None else shards:
+        # A holder of its own each time: acquire() renews for the same holder, so a shared
+        # name would let every call of a burst take the kick again.
+        kick = uuid.uuid4().hex
+        if not Lease.is_held(POLLER_LEASE.format(shard=shard)) and Lease.acquire(
+            POLLER_KICK.format(shard=shard), kick, KICK_SECONDS
+        ):
+            async_task("gallery.tasks.run_poller", shard=shard, group="poller")
 
 
 # -- tasks --------------------------------------------------------------------------------
 
 
 def watchdog():
-    """Every minute (a django-q2 schedule): a heartbeat, and a poller if work is waiting."""
+    """Every minute (a django-q2 schedule): a heartbeat, and pollers where work is waiting."""
     Lease.beat(WORKER_HEARTBEAT)
-    if Generation.objects.in_flight().exists():
-        ensure_poller()
+    if shards := Generation.objects.in_flight().shards():
+        ensure_poller(shards)
 
 
-def run_poller(wait_for_lease=False):
+def run_poller(wait_for_lease=False, shard=0):
+    lease = POLLER_LEASE.format(shard=shard)
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    if not _take_lease(holder, wait_for_lease):
+    if not _take_lease(lease, holder, wait_for_lease):
         return "another poller holds the lease"
-    Lease.release(POLLER_KICK)
+    Lease.release(POLLER_KICK.format(shard=shard))
+    generations = Generation.objects.in_shard(shard)
     # Hand over to a fresh task every few seconds: a cluster told to stop waits for the
     # running task, so a poller that ran on would hold up every graceful shutdown.
     budget = settings.POLLER_HANDOVER_SECONDS
@@ -86,29 +95,30 @@ def run_poller(wait_for_lease=False):
             running = {pk: future for pk, future in running.items() if not future.done()}
             now = time.monotonic()
             if now - last_sweep > 2:
-                fail_overdue()
+                fail_overdue(generations)
                 last_sweep = now
             if now - started > budget:
                 # The successor starts at once; steps still running here finish on their
                 # own (leaving the pool waits for them). Running a due step twice is safe.
-                Lease.release(POLLER_LEASE, holder)
-                async_task("gallery.tasks.run_poller", group="poller")
+                Lease.release(lease, holder)
+                async_task("gallery.tasks.run_poller", shard=shard, group="poller")
                 return "time budget used, handed over"
-            due = Generation.objects.due().exclude(pk__in=list(running))
-            for pk in due.values_list("pk", flat=True)[: settings.POLLER_CONCURRENCY * 4]:
-                running[pk] = pool.submit(step, pk)
+            due = generations.due().exclude(pk__in=list(running))
+            for generation in due[: settings.POLLER_CONCURRENCY * 4]:
+                pk = generation.pk
+                running[pk] = pool.submit(step, generation)
                 running[pk].add_done_callback(partial(_log_failure, pk))
-            if not running and not Generation.objects.in_flight().exists():
+            if not running and not generations.in_flight().exists():
                 # Release first, then look once more: a submit that finished in between
                 # either sees the lease free and starts a poller, or is seen here.
-                Lease.release(POLLER_LEASE, holder)
-                if not Generation.objects.in_flight().exists():
+                Lease.release(lease, holder)
+                if not generations.in_flight().exists():
                     return "idle"
-                if not Lease.acquire(POLLER_LEASE, holder, LEASE_SECONDS):
+                if not Lease.acquire(lease, holder, LEASE_SECONDS):
                     return "handed over"
             if now - last_renewal >= 1:
-                if not Lease.acquire(POLLER_LEASE, holder, LEASE_SECONDS):
-                    log.warning("the poller lost its lease; stopping")
+                if not Lease.acquire(lease, holder, LEASE_SECONDS):
+                    log.warning("the poller of shard %s lost its lease; stopping", shard)
                     return "lease lost"
                 last_renewal = now
             time.sleep(TICK_SECONDS)
@@ -119,11 +129,11 @@ def _log_failure(pk, future):
         log.error("generation %s: step failed", pk, exc_info=future.exception())
 
 
-def _take_lease(holder, wait):
-    """Take the poller lease; after a crash, wait out the dead holder's lease if asked to."""
+def _take_lease(lease, holder, wait):
+    """Take a poller lease; after a crash, wait out the dead holder's lease if asked to."""
     deadline = time.monotonic() + (LEASE_SECONDS + 1 if wait else 0)
     while True:
-        if Lease.acquire(POLLER_LEASE, holder, LEASE_SECONDS):
+        if Lease.acquire(lease, holder, LEASE_SECONDS):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -133,14 +143,15 @@ def _take_lease(holder, wait):
 def resume_after_restart():
     """django-q2's post_spawn: a worker (re)started, so a poller may have died with it."""
     try:
-        if Generation.objects.in_flight().exists():
-            async_task("gallery.tasks.run_poller", True, group="poller")
+        for shard in Generation.objects.in_flight().shards():
+            async_task("gallery.tasks.run_poller", True, shard=shard, group="poller")
     except Exception:
         log.exception("could not check for unfinished generations at worker start")
 
 
-def fail_overdue():
-    for generation in Generation.objects.past_deadline():
+def fail_overdue(generations=None):
+    generations = Generation.objects.all() if generations is None else generations
+    for generation in generations.past_deadline():
         generation.fail(
             f"No result within {timesince_words(settings.GENERATION_DEADLINE_SECONDS)}, so "
             "Darkroom stopped waiting. The provider may be overloaded: try again later."
@@ -154,10 +165,10 @@ def timesince_words(seconds):
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def step(generation_id):
+def step(generation):
     """Do whatever is due for one generation; runs in the poller's threads."""
     try:
-        _step(generation_id)
+        _step(generation)
     except DatabaseError:
         # Each pool thread keeps its own connection for the poller's life (reconnecting
         # every step costs more than the step); one that broke is dropped, not reused.
@@ -165,10 +176,10 @@ def step(generation_id):
         raise
 
 
-def _step(generation_id):
-    generation = Generation.objects.filter(pk=generation_id).first()
-    if generation is None or not generation.is_due():
-        return  # finished, or another worker acted on it since the poller looked
+def _step(generation):
+    # `generation` is the row as the poller read it a moment ago, not read again: should
+    # anyone have moved it since (a cancel, the deadline sweep), the conditional status
+    # change each step begins with finds out and the step does nothing.
     match generation.status:
         case S.PENDING:
             submit(generation)
@@ -270,8 +281,10 @@ def poll_interval(estimated_wait_minutes, poll_count):
     """Soon after submit, then back off: along the provider's estimate when it gives one."""
     if estimated_wait_minutes is not None:
         remaining = estimated_wait_minutes * 60
-        # Halve the wait while it is long; once it is short, look just after it ends.
-        seconds = remaining / 2 if remaining > 2 * settings.FIRST_POLL_SECONDS else remaining + 0.1
+        # Halve the wait while it is long, in case the estimate is pessimistic; once it is
+        # a matter of seconds, look just after it ends (a poll sooner would most likely be
+        # wasted, and polls are what a provider rate-limits).
+        seconds = remaining / 2 if remaining > SHORT_WAIT_SECONDS else remaining + 0.1
     else:
         seconds = settings.FIRST_POLL_SECONDS * 1.5**poll_count
     return min(max(seconds, settings.FIRST_POLL_SECONDS), settings.MAX_POLL_INTERVAL_SECONDS)
@@ -279,9 +292,13 @@ def poll_interval(estimated_wait_minutes, poll_count):
 
 def download(generation):
     """Copy every image into our storage, with thumbnails; all or nothing."""
+    urls = [image["url"] for image in generation.provider_images]
     try:
-        with ThreadPoolExecutor(len(generation.provider_images)) as pool:
-            fetched = list(pool.map(_fetch, [image["url"] for image in generation.provider_images]))
+        if len(urls) == 1:
+            fetched = [_fetch(urls[0])]
+        else:
+            with ThreadPoolExecutor(len(urls)) as pool:
+                fetched = list(pool.map(_fetch, urls))
     except imaging.ImageError as exc:
         if exc.transient:
             generation.postpone_download(5, f"Downloading the images failed ({exc}); retrying.")

@@ -158,6 +158,8 @@ def make_pipeline(transactional_db, make_simulator, settings, media_root, tmp_pa
         simulator = make_simulator(**simulator_config)
         settings.PIXAZO_BASE_URL = simulator.base_url
         settings.PIXAZO_API_KEY = SIMULATOR_TEST_KEY
+        # This process asks for pollers as the web does: it must count shards as they do.
+        settings.POLLER_SHARDS = workers
         pipeline = Pipeline(simulator, media_root, tmp_path, workers=workers, env=env)
         built.append(pipeline)
         for _ in range(clusters):

@@ -166,10 +166,32 @@ def test_a_submitter_whose_claim_was_replaced_changes_nothing(alice):
     assert (generation.status, generation.request_id) == (S.IN_QUEUE, "from-the-second-submit")
 
 
-def test_a_burst_of_submissions_asks_for_one_poller(alice):
+def test_a_burst_of_submissions_asks_once_for_each_shards_poller(alice, settings):
+    settings.POLLER_SHARDS = 2
     for _ in range(5):
         tasks.ensure_poller()
-    assert OrmQ.objects.count() == 1
+    assert sorted(queued.kwargs()["shard"] for queued in OrmQ.objects.all()) == [0, 1]
+
+
+def test_a_new_generation_asks_for_the_poller_of_its_own_shard(
+    alice, settings, django_capture_on_commit_callbacks
+):
+    settings.POLLER_SHARDS = 3
+    with django_capture_on_commit_callbacks(execute=True):
+        generation = make(alice)
+        tasks.enqueue_submit(generation)
+    assert [queued.kwargs()["shard"] for queued in OrmQ.objects.all()] == [generation.pk % 3]
+
+
+def test_every_generation_belongs_to_exactly_one_pollers_shard(alice, settings):
+    settings.POLLER_SHARDS = 3
+    generations = [make(alice) for _ in range(7)]
+
+    shards = [set(Generation.objects.in_shard(n).values_list("pk", flat=True)) for n in range(3)]
+    assert sorted(pk for shard in shards for pk in shard) == sorted(g.pk for g in generations)
+    assert all(shards)  # seven ids in a row leave no shard empty
+    assert Generation.objects.shards() == [0, 1, 2]
+    assert Generation.objects.filter(pk=generations[0].pk).shards() == [generations[0].shard()]
 
 
 def fetched_png():

@@ -1,11 +1,13 @@
 """The generation pipeline end to end: a real qcluster, the simulator over real HTTP."""
 
+import contextlib
 import io
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django_q.models import Task
 from PIL import Image as PILImage
 
 from gallery.models import Generation, Image
@@ -86,6 +88,28 @@ def test_twenty_generations_complete_through_429s_and_500s_each_submitted_once(
     assert Image.objects.count() == 20
     # The faults really happened: the simulator answered some calls with errors.
     assert pipeline.simulator.faults_served > 5
+
+
+def test_two_workers_run_a_poller_each_at_the_same_time(pipeline, alice):
+    generations = [pipeline.create(alice, prompt=f"harbour lights {n}") for n in range(8)]
+    pipeline.wait_until_finished(generations)
+    assert {g.status for g in generations} == {S.COMPLETED}, [g.error for g in generations]
+
+    # Each shard's generations went through its own poller, and the two worked side by
+    # side: the checking and thumbnailing of images used both worker processes.
+    def runs(shard):
+        return [
+            (task.started, task.stopped)
+            for task in Task.objects.filter(func="gallery.tasks.run_poller")
+            if task.kwargs.get("shard") == shard
+        ]
+
+    pipeline.wait_until(lambda: runs(0) and runs(1), what="both pollers' runs to be recorded")
+    assert any(
+        start_0 < stop_1 and start_1 < stop_0
+        for start_0, stop_0 in runs(0)
+        for start_1, stop_1 in runs(1)
+    )
 
 
 def test_a_killed_worker_is_replaced_and_nothing_is_submitted_twice_or_left_behind(
@@ -194,7 +218,9 @@ class HostileStorage:
                     import time
 
                     time.sleep(30)
-                self.send(handler, *self.real_image(handler))
+                # By now the worker has long stopped waiting for it, as it should.
+                with contextlib.suppress(ConnectionError):
+                    self.send(handler, *self.real_image(handler))
             case "pass-through":
                 self.send(handler, *self.real_image(handler))
 

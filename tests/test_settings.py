@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings import envbool, envint
+from gallery.checks import more_pollers_than_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,3 +70,19 @@ def test_sqlite_runs_with_wal_and_immediate_transactions(tmp_path):
     )
     result = run_settings({"DARKROOM_DATA_DIR": str(tmp_path)}, code)
     assert result.stdout.split() == ["wal", "IMMEDIATE"], result.stderr
+
+
+def test_there_is_one_poller_per_worker_unless_told_otherwise(tmp_path):
+    code = "from django.conf import settings; print(settings.POLLER_SHARDS)"
+    base = {"DARKROOM_DATA_DIR": str(tmp_path), "POLLER_SHARDS": ""}
+    assert run_settings({**base, "Q_WORKERS": "3"}, code).stdout.strip() == "3"
+    assert run_settings({**base, "Q_WORKERS": "3", "POLLER_SHARDS": "1"}, code).stdout == "1\n"
+
+
+def test_more_pollers_than_workers_are_flagged(settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 2}
+    settings.POLLER_SHARDS = 3
+    assert [w.id for w in more_pollers_than_workers(None)] == ["darkroom.W002"]
+
+    settings.POLLER_SHARDS = 2
+    assert more_pollers_than_workers(None) == []
