@@ -313,11 +313,13 @@ MAX_POLL_INTERVAL_SECONDS = envfloat("MAX_POLL_INTERVAL_SECONDS", 10.0)
 DOWNLOAD_CLAIM_SECONDS = envint("DOWNLOAD_CLAIM_SECONDS", 60)
 # Longer than the client's worst case for one submit with all its retries (~7 minutes).
 SUBMIT_CLAIM_SECONDS = envint("SUBMIT_CLAIM_SECONDS", 600)
-POLLER_CONCURRENCY = envint("POLLER_CONCURRENCY", 4)
 # Pollers share the generations out by id, each in a worker of its own, so checking images
 # and making thumbnails use as many processes. One per worker of a cluster by default; it
 # must be the same for every process of an installation.
 POLLER_SHARDS = max(1, envint("POLLER_SHARDS", Q_CLUSTER["workers"]))
+# Steps (submit, poll, download) each poller runs at once. Waiting on the provider needs
+# few threads, and more only contend for the interpreter when images are being checked.
+POLLER_CONCURRENCY = envint("POLLER_CONCURRENCY", 4)
 # The poller hands over to a fresh django-q2 task this often, so a cluster told to stop
 # is never held up for long by it.
 POLLER_HANDOVER_SECONDS = envfloat("POLLER_HANDOVER_SECONDS", 10.0)
