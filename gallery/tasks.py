@@ -1,7 +1,7 @@
 """django-q2 entry points: the poller that submits, polls and downloads; the watchdog.
 
 A generation's way: the view saves it PENDING and `enqueue_submit` makes sure, once the
-transaction commits, that the poller task runs.
+transaction commits, that the poller of its shard runs.
 
 Generations are split into POLLER_SHARDS shards by id, and each shard has one poller: a
 django-q2 task that holds the shard's lease, so exactly one runs per shard however many

@@ -1,6 +1,5 @@
 """The generation pipeline end to end: a real qcluster, the simulator over real HTTP."""
 
-import contextlib
 import io
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -174,12 +173,14 @@ class HostileStorage:
                 host.requests += 1
                 host.answer(self)
 
+        self.stopped = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
+        self.stopped.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -215,12 +216,10 @@ class HostileStorage:
                 handler.end_headers()
             case "slow-second-image":
                 if handler.path.endswith("/2.png"):
-                    import time
-
-                    time.sleep(30)
-                # By now the worker has long stopped waiting for it, as it should.
-                with contextlib.suppress(ConnectionError):
-                    self.send(handler, *self.real_image(handler))
+                    # No answer until the test is over: the worker is killed waiting for it.
+                    self.stopped.wait(30)
+                    return
+                self.send(handler, *self.real_image(handler))
             case "pass-through":
                 self.send(handler, *self.real_image(handler))
 
