@@ -29,6 +29,7 @@ from gallery.imaging import (
     make_thumbnail,
     thumbnail_size,
 )
+from tests.http_hosts import QuietServer
 
 # Small caps keep the tests fast; the real defaults are checked separately.
 MAX_BYTES = 256 * 1024
@@ -127,8 +128,7 @@ class ImageHost:
             def log_message(self, format, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:

@@ -1,9 +1,8 @@
 """The generation pipeline end to end: a real qcluster, the simulator over real HTTP."""
 
 import io
-import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from django_q.models import Task
 from PIL import Image as PILImage
 
 from gallery.models import Generation, Image
+from tests.http_hosts import QuietServer
 
 S = Generation.Status
 # Locking and concurrency differ between databases: these run on PostgreSQL too.
@@ -155,15 +155,6 @@ def test_a_worker_killed_while_downloading_images_resumes_without_orphans(
     assert stored_files(media_root) == referenced_files()
     assert pipeline.simulator.submissions == 1
     slow_host.stop()
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        # Workers killed or stopped mid-download hang up on the host: expected here.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 class HostileStorage:
