@@ -98,13 +98,13 @@ class GenerationQuerySet(models.QuerySet):
         return self.filter(status__in=Generation.POLLER_STATES)
 
     def in_shard(self, shard):
-        """The generations whose poller is shard `shard`'s (see gallery.tasks)."""
+        """The generations that shard `shard`'s poller looks after (see gallery.tasks)."""
         if settings.POLLER_SHARDS == 1:
             return self.all()
         return self.alias(shard=F("pk") % settings.POLLER_SHARDS).filter(shard=shard)
 
     def shards(self):
-        """The shards these generations belong to."""
+        """The shards these generations belong to, in order."""
         shard = F("pk") % settings.POLLER_SHARDS
         return sorted(
             self.annotate(shard=shard).order_by().values_list("shard", flat=True).distinct()
