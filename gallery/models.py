@@ -86,6 +86,11 @@ class Gallery(models.Model):
             self.delete()
 
 
+def _shard():
+    """A generation's poller shard in SQL: Generation.shard(), computed by the database."""
+    return F("pk") % settings.POLLER_SHARDS
+
+
 class GenerationQuerySet(models.QuerySet):
     def for_user(self, user):
         return self.filter(owner=user)
@@ -99,16 +104,12 @@ class GenerationQuerySet(models.QuerySet):
 
     def in_shard(self, shard):
         """The generations that shard `shard`'s poller looks after (see gallery.tasks)."""
-        if settings.POLLER_SHARDS == 1:
-            return self.all()
-        return self.alias(shard=F("pk") % settings.POLLER_SHARDS).filter(shard=shard)
+        return self.alias(shard=_shard()).filter(shard=shard)
 
     def shards(self):
         """The shards these generations belong to, in order."""
-        shard = F("pk") % settings.POLLER_SHARDS
-        return sorted(
-            self.annotate(shard=shard).order_by().values_list("shard", flat=True).distinct()
-        )
+        shards = self.annotate(shard=_shard()).order_by().values_list("shard", flat=True)
+        return sorted(shards.distinct())
 
     def due(self, now=None):
         now = now or timezone.now()
@@ -240,6 +241,7 @@ class Generation(models.Model):
         return self.status in self.CANCELLABLE
 
     def shard(self):
+        """Which poller looks after this generation (see gallery.tasks)."""
         return self.pk % settings.POLLER_SHARDS
 
     def provider_params(self):

@@ -149,8 +149,7 @@ def resume_after_restart():
         log.exception("could not check for unfinished generations at worker start")
 
 
-def fail_overdue(generations=None):
-    generations = Generation.objects.all() if generations is None else generations
+def fail_overdue(generations):
     for generation in generations.past_deadline():
         generation.fail(
             f"No result within {timesince_words(settings.GENERATION_DEADLINE_SECONDS)}, so "
@@ -292,13 +291,9 @@ def poll_interval(estimated_wait_minutes, poll_count):
 
 def download(generation):
     """Copy every image into our storage, with thumbnails; all or nothing."""
-    urls = [image["url"] for image in generation.provider_images]
     try:
-        if len(urls) == 1:
-            fetched = [_fetch(urls[0])]
-        else:
-            with ThreadPoolExecutor(len(urls)) as pool:
-                fetched = list(pool.map(_fetch, urls))
+        with ThreadPoolExecutor(len(generation.provider_images)) as pool:
+            fetched = list(pool.map(_fetch, [image["url"] for image in generation.provider_images]))
     except imaging.ImageError as exc:
         if exc.transient:
             generation.postpone_download(5, f"Downloading the images failed ({exc}); retrying.")
