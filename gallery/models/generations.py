@@ -1,4 +1,4 @@
-"""Darkroom's domain: galleries, generations and their images, share links.
+"""Generations and their images: the state machine every status change goes through.
 
 Every status change of a generation is a method here, and each one is a conditional
 UPDATE ("move from the status I saw to the next one") that must hit exactly one row,
@@ -12,9 +12,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+
+from gallery.models.galleries import Gallery
 
 # The provider contract's parameter values (../shared/gpt-image-1.5-api.md).
 IMAGE_SIZES = [
@@ -36,54 +38,6 @@ MAX_IMAGES = 4
 
 class IllegalTransition(Exception):
     """A status change the state machine does not allow (a bug, or a stale request)."""
-
-
-class GalleryQuerySet(models.QuerySet):
-    def for_user(self, user):
-        return self.filter(owner=user)
-
-
-class Gallery(models.Model):
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="galleries"
-    )
-    name = models.CharField(max_length=100)
-    is_default = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = GalleryQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-is_default", "name"]
-        verbose_name_plural = "galleries"
-        constraints = [
-            models.UniqueConstraint(fields=["owner", "name"], name="gallery_unique_name_per_owner"),
-            # Exactly one default gallery per user: new generations land there.
-            models.UniqueConstraint(
-                fields=["owner"], condition=Q(is_default=True), name="gallery_one_default_per_owner"
-            ),
-        ]
-
-    def __str__(self):
-        return self.name
-
-    @classmethod
-    def default_for(cls, user):
-        gallery, _ = cls.objects.get_or_create(
-            owner=user, is_default=True, defaults={"name": "My images"}
-        )
-        return gallery
-
-    def remove(self, *, keep_images):
-        """Delete this gallery and its share links. With keep_images its generations move
-        to the owner's default gallery; without, they go too (their files on commit)."""
-        if self.is_default:
-            raise ValueError("the default gallery can't be deleted: new images land there")
-        with transaction.atomic():
-            if keep_images:
-                self.generations.update(gallery=Gallery.default_for(self.owner))
-            self.delete()
 
 
 def _shard():
@@ -533,138 +487,3 @@ class Image(models.Model):
         for field in (self.original, self.thumbnail):
             if field.name:
                 field.storage.delete(field.name)
-
-
-def new_share_token():
-    # 192 bits from the OS's CSPRNG; never derived from ids.
-    return secrets.token_urlsafe(24)
-
-
-class ShareLinkQuerySet(models.QuerySet):
-    def live(self, now=None):
-        now = now or timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        )
-
-
-class ShareLink(models.Model):
-    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="share_links")
-    token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
-    label = models.CharField(max_length=100, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    view_count = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = ShareLinkQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self):
-        return self.label or f"Link to {self.gallery}"
-
-    def get_absolute_url(self):
-        return reverse("share_gallery", args=[self.token])
-
-    @property
-    def is_live(self):
-        if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > timezone.now()
-
-    @property
-    def is_expired(self):
-        return self.expires_at is not None and self.expires_at <= timezone.now()
-
-    def revoke(self):
-        if self.revoked_at is None:
-            self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
-
-    def images(self):
-        """What a visitor of this link may see: completed images of its gallery."""
-        return Image.objects.filter(
-            generation__gallery_id=self.gallery_id,
-            generation__status=Generation.Status.COMPLETED,
-        )
-
-    def record_view(self):
-        # In the database, so visitors arriving together never overwrite each other's count.
-        ShareLink.objects.filter(pk=self.pk).update(view_count=models.F("view_count") + 1)
-
-
-class Lease(models.Model):
-    """A named lease one process holds at a time (a poller); also a worker's heartbeat.
-
-    Taking and renewing are conditional UPDATEs, so of two processes racing for an
-    expired lease exactly one wins; a holder that dies simply lets it expire.
-    """
-
-    name = models.CharField(max_length=50, primary_key=True)
-    holder = models.CharField(max_length=100, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    renewed_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self):
-        return self.name
-
-    @classmethod
-    def acquire(cls, name, holder, seconds):
-        now = timezone.now()
-        cls.objects.get_or_create(name=name)
-        free = Q(expires_at__isnull=True) | Q(expires_at__lt=now) | Q(holder=holder)
-        return (
-            cls.objects.filter(free, name=name).update(
-                holder=holder, expires_at=now + timedelta(seconds=seconds), renewed_at=now
-            )
-            == 1
-        )
-
-    @classmethod
-    def release(cls, name, holder=None):
-        """Give the lease up; without `holder`, whoever holds it."""
-        leases = cls.objects.filter(name=name)
-        if holder is not None:
-            leases = leases.filter(holder=holder)
-        leases.update(expires_at=None, holder="")
-
-    @classmethod
-    def is_held(cls, name):
-        return cls.objects.filter(name=name, expires_at__gte=timezone.now()).exists()
-
-    @classmethod
-    def beat(cls, name):
-        """Record that a process named `name` is alive now."""
-        now = timezone.now()
-        cls.objects.update_or_create(name=name, defaults={"renewed_at": now})
-
-    @classmethod
-    def last_beat(cls, name):
-        return cls.objects.filter(name=name).values_list("renewed_at", flat=True).first()
-
-
-class Quota(models.Model):
-    """An operator's limit on how many images one person may make per calendar month.
-
-    Set in admin; no row, or an empty limit, means no limit (gallery/spend.py counts).
-    """
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota"
-    )
-    monthly_images = models.PositiveIntegerField(
-        "images per month",
-        null=True,
-        blank=True,
-        help_text="How many images this person may make each calendar month. Empty: no limit.",
-    )
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        verbose_name = "monthly quota"
-
-    def __str__(self):
-        limit = "no limit" if self.monthly_images is None else f"{self.monthly_images} images"
-        return f"{self.user}: {limit} a month"
