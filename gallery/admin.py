@@ -24,7 +24,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
 from gallery import spend
-from gallery.models import Gallery, Generation, Image, Quota, ShareLink
+from gallery.models import Gallery, GalleryMember, Generation, Image, Quota, ShareLink
 from gallery.tasks import enqueue_submit
 
 S = Generation.Status
@@ -133,7 +133,6 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
                     "prompt",
                     ("image_size", "quality", "num_images"),
                     ("background", "output_format"),
-                    "favourite",
                     "cost",
                 ]
             },
@@ -169,8 +168,8 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
             },
         ),
     ]
-    # Only `favourite` may be edited: the rest is the request as sent and the provider's
-    # answer, and a status only changes through the actions below.
+    # Nothing here is edited: it is the request as sent and the provider's answer, and a
+    # status only changes through the actions below. (Favourites are each person's own.)
     readonly_fields = [
         "owner",
         "gallery",
@@ -492,16 +491,33 @@ class ShareLinkInline(admin.TabularInline):
         return False
 
 
+class GalleryMemberInline(admin.TabularInline):
+    model = GalleryMember
+    extra = 0
+    fields = ["user", "role", "added_by", "created_at"]
+    readonly_fields = ["added_by", "created_at"]
+    autocomplete_fields = ["user"]
+
+
 @admin.register(Gallery)
 class GalleryAdmin(DarkroomAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "owner", "is_default", "generation_count", "live_links", "created_at"]
+    list_display = [
+        "name",
+        "owner",
+        "visibility",
+        "is_default",
+        "member_count",
+        "generation_count",
+        "live_links",
+        "created_at",
+    ]
     list_select_related = ["owner"]
-    list_filter = ["is_default", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["visibility", "is_default", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["name", "owner__username", "owner__email"]
     date_hierarchy = "created_at"
-    fields = ["name", "owner", "is_default", "created_at", "updated_at"]
+    fields = ["name", "owner", "visibility", "is_default", "created_at", "updated_at"]
     readonly_fields = ["owner", "is_default", "created_at", "updated_at"]
-    inlines = [ShareLinkInline]
+    inlines = [GalleryMemberInline, ShareLinkInline]
 
     def has_add_permission(self, request):
         return False
@@ -516,8 +532,13 @@ class GalleryAdmin(DarkroomAdminMixin, admin.ModelAdmin):
             .annotate(
                 generation_total=Count("generations", distinct=True),
                 live_link_total=Count("share_links", filter=live, distinct=True),
+                member_total=Count("members", distinct=True),
             )
         )
+
+    @admin.display(description="Members", ordering="member_total")
+    def member_count(self, gallery):
+        return gallery.member_total
 
     @admin.display(description="Generations", ordering="generation_total")
     def generation_count(self, gallery):

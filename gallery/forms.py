@@ -4,6 +4,8 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib.auth import forms as auth_forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.utils import timezone
 
 from gallery import spend
@@ -15,9 +17,13 @@ from gallery.models import (
     PROMPT_MAX_LENGTH,
     QUALITIES,
     Gallery,
+    GalleryMember,
     Generation,
+    Role,
     ShareLink,
+    is_team_member,
 )
+from gallery.models.galleries import MEMBER_ROLES
 
 
 class LabelsAbove:
@@ -38,6 +44,21 @@ class SignupForm(LabelsAbove, auth_forms.UserCreationForm):
 
 class PasswordChangeForm(LabelsAbove, auth_forms.PasswordChangeForm):
     pass
+
+
+class GalleryChoiceField(forms.ModelChoiceField):
+    """A gallery select that names the owner of other people's galleries."""
+
+    def label_from_instance(self, gallery):
+        if gallery.role is Role.OWNER:
+            return gallery.name
+        return f"{gallery.name} · {gallery.owner.get_username()}"
+
+    def offer(self, galleries):
+        """Show these already-fetched galleries as the choices, so one query of the page's
+        serves several selects. Validation still asks the field's queryset."""
+        blank = [] if self.empty_label is None else [("", self.empty_label)]
+        self.widget.choices = blank + [(g.pk, self.label_from_instance(g)) for g in galleries]
 
 
 class GenerationForm(LabelsAbove, forms.ModelForm):
@@ -61,6 +82,12 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
         label="Number of images",
     )
     output_format = forms.ChoiceField(choices=OUTPUT_FORMATS, initial="png", label="Format")
+    gallery = GalleryChoiceField(
+        queryset=Gallery.objects.none(),
+        required=False,
+        empty_label=None,
+        error_messages={"invalid_choice": "You can't add images to that gallery."},
+    )
 
     class Meta:
         model = Generation
@@ -76,10 +103,10 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
-        self.owner = owner
-        self.fields["gallery"].queryset = Gallery.objects.for_user(owner)
-        self.fields["gallery"].required = False
-        self.fields["gallery"].empty_label = None
+        self.owner = owner  # who asks: it counts against their quota
+        # Their own galleries and those they contribute to.
+        galleries = Gallery.objects.editable_by(owner).select_related("owner")
+        self.fields["gallery"].queryset = galleries
 
     def clean(self):
         cleaned = super().clean()
@@ -115,7 +142,7 @@ class GalleryForm(forms.ModelForm):
         # The owner is not a form field, so ModelForm skips the (owner, name) constraint;
         # checked here, ignoring case, so "Posters" and "posters" can't both exist.
         name = self.cleaned_data["name"]
-        taken = Gallery.objects.for_user(self.instance.owner).filter(name__iexact=name)
+        taken = Gallery.objects.filter(owner=self.instance.owner, name__iexact=name)
         if taken.exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError(f"You already have a gallery called “{name}”.")
         return name
@@ -166,11 +193,71 @@ class ShareLinkForm(forms.ModelForm):
 
 
 class MoveGenerationForm(forms.Form):
-    gallery = forms.ModelChoiceField(queryset=Gallery.objects.none(), empty_label=None)
+    """Where to move a generation: any gallery the mover may add to."""
 
-    def __init__(self, *args, owner, **kwargs):
+    gallery = GalleryChoiceField(queryset=Gallery.objects.none(), empty_label=None)
+
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["gallery"].queryset = Gallery.objects.for_user(owner)
+        self.fields["gallery"].queryset = Gallery.objects.editable_by(user).select_related("owner")
+
+
+class GalleryMemberForm(LabelsAbove, forms.Form):
+    """Add a teammate to a gallery by username or e-mail, as viewer or contributor."""
+
+    member = forms.CharField(
+        max_length=254,
+        label="Username or e-mail",
+        widget=forms.TextInput(attrs={"placeholder": "bob or bob@example.com"}),
+        error_messages={"required": "Name the person to add: their username or e-mail."},
+    )
+    role = forms.ChoiceField(choices=MEMBER_ROLES, initial=Role.VIEWER.value)
+
+    def __init__(self, *args, gallery, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gallery = gallery
+
+    def clean_member(self):
+        name = self.cleaned_data["member"].strip()
+        users = get_user_model().objects.filter(Q(username__iexact=name) | Q(email__iexact=name))
+        found = list(users[:2])
+        if not found:
+            raise forms.ValidationError(f"Nobody here goes by “{name}”.")
+        if len(found) > 1:
+            raise forms.ValidationError(
+                f"More than one account uses “{name}”: add them by their username."
+            )
+        user = found[0]
+        who = user.get_username()
+        if user.pk == self.gallery.owner_id:
+            raise forms.ValidationError("That's you: you own this gallery already.")
+        if not is_team_member(user):
+            raise forms.ValidationError(f"{who}'s account is not active, so they can't be added.")
+        current = self.gallery.members.filter(user=user).first()
+        if current is not None:
+            raise forms.ValidationError(
+                f"{who} is already a {current.get_role_display().lower()} of this gallery."
+            )
+        return user
+
+    def save(self, added_by):
+        return self.gallery.add_member(
+            self.cleaned_data["member"], self.cleaned_data["role"], added_by=added_by
+        )
+
+
+class MemberRoleForm(forms.ModelForm):
+    class Meta:
+        model = GalleryMember
+        fields = ["role"]
+
+
+class GalleryVisibilityForm(forms.ModelForm):
+    class Meta:
+        model = Gallery
+        fields = ["visibility"]
+        widgets = {"visibility": forms.RadioSelect}
+        labels = {"visibility": "Who can see it"}
 
 
 class StudioFilterForm(forms.Form):
@@ -199,17 +286,23 @@ class StudioFilterForm(forms.Form):
         choices=[("", "Any format"), *OUTPUT_FORMATS], required=False, label="Format"
     )
     favourite = forms.BooleanField(required=False, label="Favourites")
-    gallery = forms.ModelChoiceField(
+    gallery = GalleryChoiceField(
         queryset=Gallery.objects.none(), required=False, empty_label="All galleries"
     )
 
-    def __init__(self, *args, owner, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         # Its own ids: the generate form on the same page has fields of the same names.
         super().__init__(*args, auto_id="filter-%s", **kwargs)
-        self.fields["gallery"].queryset = Gallery.objects.for_user(owner)
+        self.user = user
+        # Every gallery they may see: their own, shared with them, open to the team.
+        self.fields["gallery"].queryset = Gallery.objects.visible_to(user).select_related("owner")
 
     def apply(self, generations):
+        """Filter `generations` (visible to the user) as asked. Without a gallery, what the
+        user made themselves; with one, everything in it, whoever made it."""
         data = getattr(self, "cleaned_data", {})
+        if not data.get("gallery"):
+            generations = generations.made_by(self.user)
         if data.get("q"):
             generations = generations.filter(prompt__icontains=data["q"])
         if data.get("status") == self.ACTIVE:
@@ -220,8 +313,12 @@ class StudioFilterForm(forms.Form):
             if data.get(name):
                 generations = generations.filter(**{name: data[name]})
         if data.get("favourite"):
-            generations = generations.filter(favourite=True)
+            generations = generations.filter(caller_favourite=True)
         return generations
+
+    def refuses_gallery(self):
+        """A gallery was asked for that the user may not see (or that doesn't exist)."""
+        return bool(self.data.get("gallery")) and self.has_error("gallery")
 
     def is_filtering(self):
         return any(getattr(self, "cleaned_data", {}).values())

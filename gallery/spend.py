@@ -94,7 +94,7 @@ class Usage:
 
 def monthly_usage(user, now=None):
     totals = (
-        Generation.objects.for_user(user)
+        Generation.objects.made_by(user)
         .filter(counted_this_month(now=now))
         .aggregate(images=Sum("num_images"), cost=Sum(cost_expression(), output_field=COST_FIELD))
     )

@@ -6,8 +6,8 @@ urlpatterns = [
     # The studio: generate, watch, browse (issue: studio).
     path("", studio.studio, name="studio"),
     path("generate/", studio.generate, name="generate"),
+    path("updates/", studio.studio_updates, name="studio_updates"),
     path("generations/<int:pk>/", studio.generation_detail, name="generation_detail"),
-    path("generations/<int:pk>/card/", studio.generation_card, name="generation_card"),
     path("generations/<int:pk>/retry/", studio.generation_retry, name="generation_retry"),
     path("generations/<int:pk>/cancel/", studio.generation_cancel, name="generation_cancel"),
     path(
@@ -28,7 +28,14 @@ urlpatterns = [
     path("galleries/<int:pk>/links/new/", galleries.sharelink_create, name="sharelink_create"),
     path("links/<int:pk>/revoke/", galleries.sharelink_revoke, name="sharelink_revoke"),
     path("generations/<int:pk>/move/", galleries.generation_move, name="generation_move"),
-    # Private media: served by views after an owner check, never from MEDIA_URL.
+    # Team galleries: members and roles, visibility, the Team page (issue: team galleries).
+    path("team/", galleries.team, name="team"),
+    path("galleries/<int:pk>/members/", galleries.member_add, name="member_add"),
+    path("galleries/<int:pk>/visibility/", galleries.gallery_visibility, name="gallery_visibility"),
+    path("galleries/<int:pk>/leave/", galleries.gallery_leave, name="gallery_leave"),
+    path("members/<int:pk>/role/", galleries.member_role, name="member_role"),
+    path("members/<int:pk>/remove/", galleries.member_remove, name="member_remove"),
+    # Private media: served by views after an access check, never from MEDIA_URL.
     path("media/images/<int:pk>/original/", media.image_original, name="image_original"),
     path("media/images/<int:pk>/thumbnail/", media.image_thumbnail, name="image_thumbnail"),
     path("media/images/<int:pk>/download/", media.image_download, name="image_download"),

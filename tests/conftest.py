@@ -35,6 +35,81 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+# Runs before any page script: every violation of the policy becomes a console error, so
+# the guard below sees those no console message mentions (a blocked style attribute, say).
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  const where = event.target && event.target.outerHTML ? event.target.outerHTML.slice(0, 160) : "";
+  console.error(`CSP violation: ${event.violatedDirective} blocked`
+    + ` ${event.blockedURI || "inline"} at ${event.sourceFile}:${event.lineNumber} ${where}`);
+});
+"""
+
+
+class BrowserProblems(list):
+    """Console errors, uncaught exceptions and CSP violations of every page of a context.
+
+    A test that means to meet an error (a page that answers 404 on purpose) says so first
+    with `allow("404 /s/")`: problems naming each failed response are matched on that."""
+
+    def __init__(self):
+        super().__init__()
+        self.allowed = []
+        self.failed_responses = []
+
+    def allow(self, text):
+        self.allowed.append(text)
+
+    def unexpected(self):
+        return [
+            problem
+            for problem in self
+            if not any(
+                text in problem or ("Failed to load resource" in problem and text in failures)
+                for text in self.allowed
+                for failures in [" ".join(self.failed_responses)]
+            )
+        ]
+
+    def watch(self, context):
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
+        context.on("page", self._watch_page)
+        for page in context.pages:
+            self._watch_page(page)
+        return context
+
+    def _watch_page(self, page):
+        def on_console(message):
+            if message.type == "error":
+                self.append(f"{page.url}: {message.text}")
+
+        def on_response(response):
+            if response.status >= 400:
+                self.failed_responses.append(f"{response.status} {response.url}")
+
+        page.on("console", on_console)
+        page.on("response", on_response)
+        page.on("pageerror", lambda error: self.append(f"{page.url}: uncaught {error}"))
+
+
+@pytest.fixture
+def browser_problems():
+    """What went wrong in the browser during a test; the test fails unless it is empty.
+    Contexts a test makes itself join with `browser_problems.watch(context)`."""
+    problems = BrowserProblems()
+    yield problems
+    unexpected = problems.unexpected()
+    failures = "\n".join(problems.failed_responses)
+    assert unexpected == [], f"the browser reported: {unexpected}; failed responses: {failures}"
+
+
+@pytest.fixture
+def context(context, browser_problems):
+    # pytest-playwright's context, with every page watched: browser tests fail on any
+    # console error, uncaught exception or Content-Security-Policy violation.
+    return browser_problems.watch(context)
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # The real hasher is slow on purpose; tests create many users.
@@ -57,7 +132,7 @@ def artifacts():
 PASSWORD = "a-long-test-passphrase"
 
 
-def _user(username, **extra):
+def make_user(username, **extra):
     return get_user_model().objects.create_user(
         username, f"{username}@example.com", PASSWORD, **extra
     )
@@ -66,18 +141,18 @@ def _user(username, **extra):
 @pytest.fixture
 def alice(db):
     """The owner in access tests."""
-    return _user("alice")
+    return make_user("alice")
 
 
 @pytest.fixture
 def bob(db):
     """A teammate: signed in, but not the owner."""
-    return _user("bob")
+    return make_user("bob")
 
 
 @pytest.fixture
 def staff(db):
-    return _user("operator", is_staff=True, is_superuser=True)
+    return make_user("operator", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

@@ -47,9 +47,10 @@ def test_sign_in_and_the_studio_run_under_the_policy_without_violations(
     expect(page.get_by_role("heading", name="Studio")).to_be_visible()
     assert violations() == []
 
-    # htmx without eval: posting the form swaps in a card, which then polls its status.
+    # htmx without eval: posting the form swaps in a card, which the page's one live
+    # update then asks about.
     page.get_by_role("textbox", name="Prompt").fill("A lighthouse at dusk, long exposure")
-    with page.expect_response(lambda r: "/card/" in r.url):
+    with page.expect_response(lambda r: "/updates/" in r.url):
         page.get_by_role("button", name="Generate").click()
     card = page.locator(".card").first
     expect(card).to_contain_text("A lighthouse at dusk")

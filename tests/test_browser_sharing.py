@@ -24,7 +24,7 @@ def sign_in(page, live_server, user):
 
 
 def test_a_live_link_shows_real_generated_images_to_a_signed_out_browser(
-    live_server, page, pipeline, alice, artifacts
+    live_server, page, pipeline, alice, artifacts, browser_problems
 ):
     gallery = Gallery.objects.create(owner=alice, name="Harbour studies")
     generations = [
@@ -56,6 +56,7 @@ def test_a_live_link_shows_real_generated_images_to_a_signed_out_browser(
     page.screenshot(path=f"{artifacts}/share-image-signed-out.png", full_page=True)
 
     link.revoke()
+    browser_problems.allow(f"404 {live_server.url}/s/{link.token}/")  # on purpose
     response = page.goto(f"{live_server.url}/s/{link.token}/")
     assert response.status == 404
 

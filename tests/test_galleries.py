@@ -197,7 +197,7 @@ def test_the_move_form_partial_renders_for_a_studio_card(alice, posters):
 
     html = render_to_string(
         "gallery/_move_form.html",
-        {"generation": generation, "galleries": Gallery.objects.for_user(alice)},
+        {"generation": generation, "galleries": Gallery.objects.editable_by(alice)},
         request=request,
     )
 

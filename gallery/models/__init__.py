@@ -1,14 +1,21 @@
 """Darkroom's domain, by area; every name is importable from `gallery.models`.
 
-- galleries: `Gallery` and who may see and fill it
-- generations: `Generation` (the state machine) and its `Image` rows
+- galleries: `Gallery`, `GalleryMember` and `Role`: who may see and fill a gallery
+- generations: `Generation` (the state machine), its `Image` rows, `Favourite`
 - sharing: `ShareLink`
 - accounts: what belongs to a person (`Quota`)
 - ops: `Lease` (pollers, heartbeats)
 """
 
 from gallery.models.accounts import Quota, is_team_member
-from gallery.models.galleries import Gallery, GalleryQuerySet
+from gallery.models.galleries import (
+    Gallery,
+    GalleryMember,
+    GalleryQuerySet,
+    Role,
+    gallery_visible_to,
+    role_in_gallery,
+)
 from gallery.models.generations import (
     BACKGROUNDS,
     IMAGE_SIZES,
@@ -16,10 +23,12 @@ from gallery.models.generations import (
     OUTPUT_FORMATS,
     PROMPT_MAX_LENGTH,
     QUALITIES,
+    Favourite,
     Generation,
     GenerationQuerySet,
     IllegalTransition,
     Image,
+    ImageQuerySet,
 )
 from gallery.models.ops import Lease
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
@@ -31,16 +40,22 @@ __all__ = [
     "OUTPUT_FORMATS",
     "PROMPT_MAX_LENGTH",
     "QUALITIES",
+    "Favourite",
     "Gallery",
+    "GalleryMember",
     "GalleryQuerySet",
     "Generation",
     "GenerationQuerySet",
     "IllegalTransition",
     "Image",
+    "ImageQuerySet",
     "Lease",
     "Quota",
+    "Role",
     "ShareLink",
     "ShareLinkQuerySet",
+    "gallery_visible_to",
     "is_team_member",
     "new_share_token",
+    "role_in_gallery",
 ]

@@ -1,21 +1,121 @@
-"""Galleries: where generations are kept, and who may see and fill them."""
+"""Galleries: where generations are kept, and who may see and fill them.
+
+Who may do what with a gallery is decided here, once, in SQL: `visible_to(user)` is the
+rule every page, file, zip and list asks (through gallery/views/access.py), and it
+annotates each row with the caller's `Role` in that gallery, so a view or template asks
+`gallery.role.can_manage` instead of re-deriving the rule. Generations and images reach
+the same rule through their gallery (`gallery_visible_to`, `role_in_gallery` with a path).
+
+- owner (made it): everything; rename, delete, members, visibility, share links
+- contributor (added by the owner): see it; generate into it; move or delete own work
+- viewer (added by the owner): see it, open and download its images and its zip
+- team (anyone in the team, when it is opened to the team): as a viewer
+"""
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import Case, Exists, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
+
+from gallery.models.accounts import is_team_member
+
+
+class Role(models.TextChoices):
+    """What one person may do with one gallery (see the table above)."""
+
+    OWNER = "owner", "Owner"
+    CONTRIBUTOR = "contributor", "Contributor"
+    VIEWER = "viewer", "Viewer"
+    TEAM = "team", "Team"
+
+    @property
+    def can_contribute(self):
+        """Generate into the gallery, and move or delete what one made there."""
+        return self in (Role.OWNER, Role.CONTRIBUTOR)
+
+    @property
+    def can_manage(self):
+        """Rename, delete, members, visibility, share links; remove anyone's generations."""
+        return self is Role.OWNER
+
+    @property
+    def is_member(self):
+        return self in (Role.CONTRIBUTOR, Role.VIEWER)
+
+
+# The roles a membership row can hold; owner and team follow from the gallery itself.
+MEMBER_ROLES = [(Role.VIEWER.value, "Viewer"), (Role.CONTRIBUTOR.value, "Contributor")]
+
+
+def _prefix(path):
+    return f"{path}__" if path else ""
+
+
+def gallery_visible_to(user, path=""):
+    """The one visibility rule as a Q, for galleries (`path=""`) or for rows that reach a
+    gallery through `path` ("gallery" from a generation, "generation__gallery" from an
+    image): its owner, its members, and the team when it is opened to the team."""
+    if not user.is_authenticated:
+        return Q(pk__in=[])
+    prefix = _prefix(path)
+    member = GalleryMember.objects.filter(gallery=OuterRef(f"{prefix}pk"), user=user)
+    visible = Q(**{f"{prefix}owner": user}) | Q(Exists(member))
+    if is_team_member(user):
+        visible |= Q(**{f"{prefix}visibility": Gallery.Visibility.TEAM})
+    return visible
+
+
+def role_in_gallery(user, path=""):
+    """The caller's Role in the gallery at `path`, as SQL. Only meaningful on rows that
+    `gallery_visible_to(user, path)` let through: whoever is neither owner nor member
+    sees the gallery because it is open to the team."""
+    prefix = _prefix(path)
+    member_role = GalleryMember.objects.filter(gallery=OuterRef(f"{prefix}pk"), user=user).values(
+        "role"
+    )[:1]
+    return Case(
+        When(**{f"{prefix}owner": user}, then=Value(Role.OWNER.value)),
+        default=Coalesce(Subquery(member_role), Value(Role.TEAM.value)),
+        output_field=models.CharField(),
+    )
 
 
 class GalleryQuerySet(models.QuerySet):
-    def for_user(self, user):
-        return self.filter(owner=user)
+    def visible_to(self, user):
+        """The galleries `user` may see, each with `caller_role`: their Role in it."""
+        return self.filter(gallery_visible_to(user)).annotate(caller_role=role_in_gallery(user))
+
+    def editable_by(self, user):
+        """The galleries `user` may generate into: their own and those they contribute to."""
+        contributing = [role.value for role in Role if role.can_contribute]
+        return self.visible_to(user).filter(caller_role__in=contributing)
+
+    def owned_by(self, user):
+        """The galleries `user` manages: renames, deletes, members, share links."""
+        return self.filter(owner=user).annotate(caller_role=Value(Role.OWNER.value))
+
+    def shared_with(self, user):
+        """Other people's galleries that `user` is a member of."""
+        return self.visible_to(user).filter(members__user=user)
+
+    def open_to_team(self, user):
+        """Other people's galleries opened to the team, that `user` is no member of."""
+        return self.visible_to(user).filter(caller_role=Role.TEAM.value)
 
 
 class Gallery(models.Model):
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Only me and the people I add"
+        TEAM = "team", "Everyone in the team can see it"
+
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="galleries"
     )
     name = models.CharField(max_length=100)
     is_default = models.BooleanField(default=False)
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -31,9 +131,22 @@ class Gallery(models.Model):
                 fields=["owner"], condition=Q(is_default=True), name="gallery_one_default_per_owner"
             ),
         ]
+        indexes = [
+            # visible_to's "open to the team" branch, for the Team page and every lookup.
+            models.Index(fields=["visibility"], name="gallery_visibility"),
+        ]
 
     def __str__(self):
         return self.name
+
+    @property
+    def role(self):
+        """The caller's Role, on a gallery found through visible_to/owned_by."""
+        return Role(self.caller_role)
+
+    @property
+    def is_open_to_team(self):
+        return self.visibility == self.Visibility.TEAM
 
     @classmethod
     def default_for(cls, user):
@@ -42,12 +155,55 @@ class Gallery(models.Model):
         )
         return gallery
 
+    def role_of(self, user):
+        """`user`'s Role in this gallery, or None when they may not see it (one query)."""
+        role = Gallery.objects.visible_to(user).filter(pk=self.pk).values_list("caller_role")
+        found = role.first()
+        return Role(found[0]) if found else None
+
+    def can_generate_into(self, user):
+        role = self.role_of(user)
+        return role is not None and role.can_contribute
+
+    def add_member(self, user, role, *, added_by):
+        return GalleryMember.objects.create(gallery=self, user=user, role=role, added_by=added_by)
+
     def remove(self, *, keep_images):
-        """Delete this gallery and its share links. With keep_images its generations move
-        to the owner's default gallery; without, they go too (their files on commit)."""
+        """Delete this gallery, its share links and memberships. With keep_images its
+        generations (whoever made them) move to the owner's default gallery; without,
+        they go too (their files on commit)."""
         if self.is_default:
             raise ValueError("the default gallery can't be deleted: new images land there")
         with transaction.atomic():
             if keep_images:
                 self.generations.update(gallery=Gallery.default_for(self.owner))
             self.delete()
+
+
+class GalleryMember(models.Model):
+    """A teammate the owner added to a gallery, as viewer or contributor.
+
+    Deleting the row is the whole of removing someone: every lookup asks visible_to on
+    each request, so pages, files and zips answer 404 from the next request on.
+    """
+
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gallery_memberships"
+    )
+    role = models.CharField(max_length=16, choices=MEMBER_ROLES, default=Role.VIEWER.value)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user__username"]
+        verbose_name = "gallery member"
+        constraints = [
+            # Also the index visible_to's EXISTS (gallery, user) lookup uses.
+            models.UniqueConstraint(fields=["gallery", "user"], name="gallery_member_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} ({self.get_role_display().lower()}) in {self.gallery}"

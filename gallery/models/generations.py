@@ -12,11 +12,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from gallery.models.galleries import Gallery
+from gallery.models.galleries import Gallery, Role, gallery_visible_to, role_in_gallery
 
 # The provider contract's parameter values (../shared/gpt-image-1.5-api.md).
 IMAGE_SIZES = [
@@ -46,8 +46,19 @@ def _shard():
 
 
 class GenerationQuerySet(models.QuerySet):
-    def for_user(self, user):
+    def made_by(self, user):
+        """What `user` asked for, wherever it is kept: their usage, cost and quota."""
         return self.filter(owner=user)
+
+    def visible_to(self, user):
+        """The generations in galleries `user` may see (galleries.gallery_visible_to), each
+        with what the caller's actions need: `caller_role` in its gallery, whether they
+        made it (`caller_is_maker`) and whether it is one of their favourites."""
+        return self.filter(gallery_visible_to(user, "gallery")).annotate(
+            caller_role=role_in_gallery(user, "gallery"),
+            caller_is_maker=ExpressionWrapper(Q(owner=user), output_field=BooleanField()),
+            caller_favourite=Exists(Favourite.objects.filter(user=user, generation=OuterRef("pk"))),
+        )
 
     def unfinished(self):
         return self.filter(status__in=Generation.UNFINISHED)
@@ -113,8 +124,13 @@ class Generation(models.Model):
     }
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Who asked for it: it counts against their quota and usage, in whatever gallery it
+    # is kept. The gallery decides who else sees it.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="generations",
+        verbose_name="made by",
     )
     gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="generations")
 
@@ -135,7 +151,6 @@ class Generation(models.Model):
     provider_metadata = models.JSONField(default=dict, blank=True)
     # The COMPLETED answer's image list, kept so a download can be resumed after a crash.
     provider_images = models.JSONField(default=list, blank=True)
-    favourite = models.BooleanField(default=False)
 
     # Bookkeeping for the pipeline: how often we sent it, when the poller should act next.
     submit_count = models.PositiveSmallIntegerField(
@@ -193,6 +208,28 @@ class Generation(models.Model):
     @property
     def can_cancel(self):
         return self.status in self.CANCELLABLE
+
+    # What the caller may do, on a generation found through visible_to(caller).
+
+    @property
+    def may_rerun(self):
+        """Retry or cancel: only who made it (it is their quota), while they may still
+        add to its gallery."""
+        return self.caller_is_maker and Role(self.caller_role).can_contribute
+
+    @property
+    def may_remove(self):
+        """Delete it, or move it to another gallery: the gallery's owner, or who made it
+        while they may still add to the gallery."""
+        role = Role(self.caller_role)
+        return role.can_manage or (self.caller_is_maker and role.can_contribute)
+
+    def set_favourite(self, user, favourite):
+        """Star or unstar it for `user` alone; the wanted value, so a double click holds."""
+        if favourite:
+            Favourite.objects.get_or_create(user=user, generation=self)
+        else:
+            Favourite.objects.filter(user=user, generation=self).delete()
 
     def shard(self):
         """Which poller looks after this generation (see gallery.tasks)."""
@@ -456,6 +493,15 @@ class _Superseded(Exception):
     pass
 
 
+class ImageQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Images of generations in galleries `user` may see, with `caller_role` there."""
+        path = "generation__gallery"
+        return self.filter(gallery_visible_to(user, path)).annotate(
+            caller_role=role_in_gallery(user, path)
+        )
+
+
 class Image(models.Model):
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
     index = models.PositiveSmallIntegerField()
@@ -466,6 +512,8 @@ class Image(models.Model):
     content_type = models.CharField(max_length=32)
     size_bytes = models.PositiveBigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ImageQuerySet.as_manager()
 
     class Meta:
         ordering = ["generation", "index"]
@@ -487,3 +535,22 @@ class Image(models.Model):
         for field in (self.original, self.thumbnail):
             if field.name:
                 field.storage.delete(field.name)
+
+
+class Favourite(models.Model):
+    """One person's star on a generation: each teammate keeps their own."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourites"
+    )
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="favourites")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Also the index of visible_to's EXISTS (user, generation) lookup.
+            models.UniqueConstraint(fields=["user", "generation"], name="favourite_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} ★ {self.generation_id}"

@@ -17,6 +17,10 @@ def new_share_token():
 
 
 class ShareLinkQuerySet(models.QuerySet):
+    def managed_by(self, user):
+        """The links of the galleries `user` owns: only a gallery's owner shares it."""
+        return self.filter(gallery__owner=user)
+
     def live(self, now=None):
         now = now or timezone.now()
         return self.filter(revoked_at__isnull=True).filter(

@@ -21,7 +21,7 @@ def card_version(generation):
         generation.status,
         generation.queue_position,
         generation.estimated_wait_minutes,
-        generation.favourite,
+        generation.caller_favourite,  # the viewer's own star (Generation.objects.visible_to)
         generation.error,
     )
     text = "\x1f".join(str(value) for value in seen)  # str(): a Status member is its value

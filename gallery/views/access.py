@@ -1,28 +1,69 @@
-"""One door per private object: each helper finds it among the user's own, or raises 404.
+"""One door per object: each helper finds it among what the caller may see or change, or
+raises 404.
 
-Someone else's id and an id that doesn't exist get the same answer, so ids reveal nothing.
-Every signed-in view reaches a gallery, generation, image or share link through here;
-visitors with a share link come in through `gallery.views.share.live_link_or_404`.
+The rule itself lives in the models (`visible_to`, `Role`, `Generation.may_remove`...);
+these helpers are how every signed-in view applies it. An object the caller may not
+see, may see but not change, or that does not exist all get the same 404, so ids
+reveal nothing. Visitors with a share link come in through
+`gallery.views.share.live_link_or_404`.
 """
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from gallery.models import Gallery, Generation, Image, ShareLink
+from gallery.models import Gallery, GalleryMember, Generation, Image, ShareLink
 
 
 def gallery_for_user(user, pk):
-    return get_object_or_404(Gallery.objects.for_user(user), pk=pk)
+    """A gallery `user` may see, with their `role` in it."""
+    return get_object_or_404(Gallery.objects.visible_to(user).select_related("owner"), pk=pk)
+
+
+def gallery_to_manage(user, pk):
+    """A gallery `user` owns: renaming, deleting, members, visibility, share links."""
+    return get_object_or_404(Gallery.objects.owned_by(user), pk=pk)
 
 
 def generation_for_user(user, pk):
-    return get_object_or_404(Generation.objects.for_user(user), pk=pk)
+    """A generation in a gallery `user` may see, with what they may do to it."""
+    generations = Generation.objects.visible_to(user).select_related("gallery", "owner")
+    return get_object_or_404(generations, pk=pk)
+
+
+def generation_to_rerun(user, pk):
+    """One `user` may retry or cancel: theirs, in a gallery they may still add to."""
+    generation = generation_for_user(user, pk)
+    if not generation.may_rerun:
+        raise Http404("No such generation of yours")
+    return generation
+
+
+def generation_to_remove(user, pk):
+    """One `user` may delete or move: in their gallery, or theirs where they contribute."""
+    generation = generation_for_user(user, pk)
+    if not generation.may_remove:
+        raise Http404("No such generation of yours")
+    return generation
 
 
 def image_for_user(user, pk):
-    images = Image.objects.filter(generation__owner=user).select_related("generation__gallery")
+    images = Image.objects.visible_to(user).select_related("generation__gallery")
     return get_object_or_404(images, pk=pk)
 
 
 def share_link_for_user(user, pk):
-    links = ShareLink.objects.filter(gallery__owner=user).select_related("gallery")
+    links = ShareLink.objects.managed_by(user).select_related("gallery")
     return get_object_or_404(links, pk=pk)
+
+
+def membership_to_manage(user, pk):
+    """A membership of a gallery `user` owns (to change its role or remove it)."""
+    members = GalleryMember.objects.filter(gallery__owner=user).select_related("gallery", "user")
+    return get_object_or_404(members, pk=pk)
+
+
+def own_membership(user, gallery_pk):
+    """`user`'s own membership of a gallery, to leave it."""
+    return get_object_or_404(
+        GalleryMember.objects.select_related("gallery"), gallery_id=gallery_pk, user=user
+    )

@@ -1,26 +1,46 @@
-"""The galleries page: create, rename and delete galleries, manage their share links, and
-move generations between galleries.
+"""The galleries page: create, rename and delete galleries, their members, visibility and
+share links, and move generations between galleries; the Team page.
 
 Forms on a gallery's card post with htmx and get the re-rendered card back (the
 `gallery_card` partial of galleries.html); without JavaScript they post normally and the
-view redirects to the page, or renders it with the form's errors.
+view redirects to the page, or renders it with the form's errors. Only a gallery's owner
+manages it (gallery_to_manage); its members see it among "Shared with me" and may leave.
 """
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Subquery
-from django.http import Http404
+from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from gallery.forms import GalleryDeleteForm, GalleryForm, MoveGenerationForm, ShareLinkForm
-from gallery.models import Gallery, Generation, Image
-from gallery.views.access import gallery_for_user, generation_for_user, share_link_for_user
+from gallery.forms import (
+    GalleryDeleteForm,
+    GalleryForm,
+    GalleryMemberForm,
+    GalleryVisibilityForm,
+    MemberRoleForm,
+    MoveGenerationForm,
+    ShareLinkForm,
+)
+from gallery.models import Gallery, GalleryMember, Generation, Image
+from gallery.models.galleries import MEMBER_ROLES
+from gallery.views.access import (
+    gallery_to_manage,
+    generation_to_remove,
+    membership_to_manage,
+    own_membership,
+    share_link_for_user,
+)
+
+# The Team page shows this many of a gallery's latest images.
+TEAM_LATEST_IMAGES = 4
 
 
-def _galleries_with_counts(user):
+def _with_counts(galleries):
+    """Galleries with their counts, a cover (the newest image) and their owner."""
     newest_image = (
         Image.objects.filter(
             generation__gallery=OuterRef("pk"),
@@ -29,15 +49,19 @@ def _galleries_with_counts(user):
         .order_by("-generation__created_at", "-generation_id", "index")
         .values("pk")[:1]
     )
-    return (
-        Gallery.objects.for_user(user)
-        .annotate(
-            generation_count=Count("generations", distinct=True),
-            image_count=Count("generations__images", distinct=True),
-            cover_image_id=Subquery(newest_image),
-        )
-        .prefetch_related("share_links")
+    return galleries.select_related("owner").annotate(
+        generation_count=Count("generations", distinct=True),
+        image_count=Count("generations__images", distinct=True),
+        cover_image_id=Subquery(newest_image),
     )
+
+
+def _members():
+    return Prefetch("members", queryset=GalleryMember.objects.select_related("user"))
+
+
+def _owned_galleries(user):
+    return _with_counts(Gallery.objects.owned_by(user)).prefetch_related("share_links", _members())
 
 
 def _form_ids(gallery):
@@ -45,12 +69,15 @@ def _form_ids(gallery):
     return f"gallery-{gallery.pk}-%s"
 
 
-def _card(gallery, *, rename_form=None, share_form=None, open_panel=""):
+def _card(gallery, *, rename_form=None, share_form=None, member_form=None, open_panel=""):
     ids = _form_ids(gallery)
     return {
         "gallery": gallery,
         "rename_form": rename_form or GalleryForm(instance=gallery, auto_id=ids),
         "share_form": share_form or ShareLinkForm(auto_id=ids),
+        "member_form": member_form or GalleryMemberForm(gallery=gallery, auto_id=ids),
+        "visibility_form": GalleryVisibilityForm(instance=gallery, auto_id=ids),
+        "member_roles": MEMBER_ROLES,
         "delete_form": None if gallery.is_default else GalleryDeleteForm(auto_id=ids),
         "open_panel": open_panel,
     }
@@ -59,20 +86,22 @@ def _card(gallery, *, rename_form=None, share_form=None, open_panel=""):
 def _render_page(request, *, create_form=None, card=None):
     cards = [
         card if card and card["gallery"].pk == gallery.pk else _card(gallery)
-        for gallery in _galleries_with_counts(request.user)
+        for gallery in _owned_galleries(request.user)
     ]
+    shared = _with_counts(Gallery.objects.shared_with(request.user)).order_by(
+        "name", "owner__username"
+    )
     create_form = create_form or GalleryForm(instance=Gallery(owner=request.user))
-    return render(request, "gallery/galleries.html", {"cards": cards, "create_form": create_form})
+    context = {"cards": cards, "shared": shared, "create_form": create_form}
+    return render(request, "gallery/galleries.html", context)
 
 
 def _respond_with_card(request, gallery, **card_options):
     """htmx gets the card again; a plain post gets the page (with errors) or a redirect."""
-    has_errors = any(
-        form is not None and form.errors
-        for form in (card_options.get("rename_form"), card_options.get("share_form"))
-    )
+    forms = [card_options.get(name) for name in ("rename_form", "share_form", "member_form")]
+    has_errors = any(form is not None and form.errors for form in forms)
     if request.htmx or has_errors:
-        card = _card(_galleries_with_counts(request.user).get(pk=gallery.pk), **card_options)
+        card = _card(_owned_galleries(request.user).get(pk=gallery.pk), **card_options)
         if request.htmx:
             return render(request, "gallery/galleries.html#gallery_card", {"card": card})
         return _render_page(request, card=card)
@@ -99,7 +128,7 @@ def gallery_create(request):
 @require_POST
 @login_required
 def gallery_rename(request, pk):
-    gallery = gallery_for_user(request.user, pk)
+    gallery = gallery_to_manage(request.user, pk)
     form = GalleryForm(request.POST, instance=gallery, auto_id=_form_ids(gallery))
     if not form.is_valid():
         return _respond_with_card(request, gallery, rename_form=form, open_panel="rename")
@@ -110,7 +139,7 @@ def gallery_rename(request, pk):
 @require_POST
 @login_required
 def gallery_delete(request, pk):
-    gallery = gallery_for_user(request.user, pk)
+    gallery = gallery_to_manage(request.user, pk)
     if gallery.is_default:
         messages.error(request, f"“{gallery.name}” is your default gallery: it can't be deleted.")
         return redirect("gallery_list")
@@ -130,7 +159,7 @@ def gallery_delete(request, pk):
 @require_POST
 @login_required
 def sharelink_create(request, pk):
-    gallery = gallery_for_user(request.user, pk)
+    gallery = gallery_to_manage(request.user, pk)
     form = ShareLinkForm(request.POST, auto_id=_form_ids(gallery))
     if form.is_valid():
         link = form.save(commit=False)
@@ -152,9 +181,102 @@ def sharelink_revoke(request, pk):
 
 @require_POST
 @login_required
+def member_add(request, pk):
+    gallery = gallery_to_manage(request.user, pk)
+    form = GalleryMemberForm(request.POST, gallery=gallery, auto_id=_form_ids(gallery))
+    if not form.is_valid():
+        return _respond_with_card(request, gallery, member_form=form, open_panel="members")
+    member = form.save(added_by=request.user)
+    if not request.htmx:
+        role = member.get_role_display().lower()
+        messages.success(request, f"{member.user} can now see “{gallery.name}” as a {role}.")
+    return _respond_with_card(request, gallery, open_panel="members")
+
+
+@require_POST
+@login_required
+def member_role(request, pk):
+    member = membership_to_manage(request.user, pk)
+    form = MemberRoleForm(request.POST, instance=member)
+    if form.is_valid():
+        member.save(update_fields=["role"])
+    elif not request.htmx:
+        messages.error(request, "Choose viewer or contributor.")
+    return _respond_with_card(request, member.gallery, open_panel="members")
+
+
+@require_POST
+@login_required
+def member_remove(request, pk):
+    """Take someone out of a gallery: from their next request on, they see none of it."""
+    member = membership_to_manage(request.user, pk)
+    member.delete()
+    if not request.htmx:
+        messages.success(request, f"{member.user} no longer sees “{member.gallery.name}”.")
+    return _respond_with_card(request, member.gallery, open_panel="members")
+
+
+@require_POST
+@login_required
+def gallery_visibility(request, pk):
+    gallery = gallery_to_manage(request.user, pk)
+    form = GalleryVisibilityForm(request.POST, instance=gallery)
+    if form.is_valid():
+        # Only this column: a rename may be saving the same row at this moment.
+        gallery.save(update_fields=["visibility", "updated_at"])
+    elif not request.htmx:
+        messages.error(request, "Choose who can see the gallery.")
+    return _respond_with_card(request, gallery, open_panel="members")
+
+
+@require_POST
+@login_required
+def gallery_leave(request, pk):
+    member = own_membership(request.user, pk)
+    member.delete()
+    if request.htmx:
+        return HttpResponse()  # the gallery's card swaps itself out for nothing
+    messages.success(request, f"You left “{member.gallery.name}”.")
+    return redirect("gallery_list")
+
+
+@require_GET
+@login_required
+def team(request):
+    """Galleries shared with me and those opened to the whole team, newest images first."""
+    completed = Generation.objects.filter(status=Generation.Status.COMPLETED)
+    latest = Prefetch(
+        "generations",
+        queryset=completed.order_by("-created_at", "-id")[:TEAM_LATEST_IMAGES],
+        to_attr="latest",
+    )
+
+    def galleries(queryset):
+        queryset = _with_counts(queryset).order_by("name", "owner__username")
+        return queryset.prefetch_related(latest, "latest__images")
+
+    sections = [
+        {
+            "key": "shared",
+            "title": "Shared with me",
+            "galleries": galleries(Gallery.objects.shared_with(request.user)),
+            "empty": "No one has added you to a gallery yet.",
+        },
+        {
+            "key": "open",
+            "title": "Open to the team",
+            "galleries": galleries(Gallery.objects.open_to_team(request.user)),
+            "empty": "No teammate has opened a gallery to everyone yet.",
+        },
+    ]
+    return render(request, "gallery/team.html", {"sections": sections})
+
+
+@require_POST
+@login_required
 def generation_move(request, pk):
-    generation = generation_for_user(request.user, pk)
-    form = MoveGenerationForm(request.POST, owner=request.user)
+    generation = generation_to_remove(request.user, pk)
+    form = MoveGenerationForm(request.POST, user=request.user)
     if not form.is_valid():
         raise Http404("No such gallery of yours")
     generation.gallery = form.cleaned_data["gallery"]
@@ -167,7 +289,7 @@ def generation_move(request, pk):
             "gallery/_move_form.html",
             {
                 "generation": generation,
-                "galleries": Gallery.objects.for_user(request.user),
+                "galleries": Gallery.objects.editable_by(request.user).select_related("owner"),
                 "moved": True,
                 "next": next_url,
             },

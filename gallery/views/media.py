@@ -1,12 +1,14 @@
 """Private media: the only views that open stored image files, each after an access check.
 
-MEDIA_URL is never routed, so an image leaves the server only through here: to its owner
-(image_*), or to a visitor holding a live share link whose gallery holds the image's
-completed generation (share_image_*). With MEDIA_ACCEL_REDIRECT_PREFIX set, the check
-stays here and nginx sends the bytes (X-Accel-Redirect to an `internal` location).
-Views answer HEAD as well as GET: link-preview bots often check an og:image with HEAD.
+MEDIA_URL is never routed, so an image leaves the server only through here: to whoever
+may see its gallery (image_*: owner, members, the team when it is open to the team), or
+to a visitor holding a live share link whose gallery holds the image's completed
+generation (share_image_*). With MEDIA_ACCEL_REDIRECT_PREFIX set, the check stays here
+and nginx sends the bytes (X-Accel-Redirect to an `internal` location). Views answer HEAD
+as well as GET: link-preview bots often check an og:image with HEAD.
 """
 
+import hashlib
 import logging
 import zipfile
 from pathlib import PurePosixPath
@@ -17,22 +19,25 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django.utils.cache import patch_cache_control
+from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_safe
 
 from gallery.imaging import THUMBNAIL_CONTENT_TYPE
-from gallery.models import Generation, Image
+from gallery.models import Generation, Image, Role
 from gallery.views.access import gallery_for_user, image_for_user
 from gallery.views.share import live_link_or_404, shared_images
 
 logger = logging.getLogger(__name__)
 
 # An owner's files never change under the same URL (a new image is a new row), but they
-# must stay out of shared caches. A share link can be revoked at any moment: browsers
-# keep its files only briefly.
+# must stay out of shared caches. Anyone else's access can end at any moment (removed from
+# the gallery, the gallery closed to the team): their browser asks again on every use
+# and gets a cheap 304 while access lasts, a 404 once it ends. A share link can be revoked
+# at any moment too: browsers keep its files only briefly.
 OWNER_CACHE = {"private": True, "max_age": 3600}
+MEMBER_CACHE = {"private": True, "no_cache": True}
 SHARED_CACHE = {"private": True, "max_age": 60}
 ZIP_CACHE = {"private": True, "no_store": True}
 ZIP_CHUNK_BYTES = 256 * 1024
@@ -49,11 +54,23 @@ def download_name(image):
     return f"{stem}-{image.index + 1}{extension}"
 
 
-def _serve(image, kind, *, cache, attachment=False):
+def _cache_for(image):
+    """How long the browser may keep an image found through Image.objects.visible_to."""
+    return OWNER_CACHE if image.caller_role == Role.OWNER else MEMBER_CACHE
+
+
+def _serve(request, image, kind, *, cache, attachment=False):
     """The original or thumbnail of an image the caller has already been allowed to see."""
     field = image.thumbnail if kind == "thumbnail" else image.original
     if not field.name:
         raise Http404("This image has no such file")
+    # A stored file never changes under its name: its name is its version (hashed, so
+    # the storage layout stays private).
+    etag = f'"{hashlib.blake2b(field.name.encode(), digest_size=12).hexdigest()}"'
+    if (not_modified := get_conditional_response(request, etag=etag)) is not None:
+        not_modified["ETag"] = etag
+        patch_cache_control(not_modified, **cache)
+        return not_modified
     content_type = THUMBNAIL_CONTENT_TYPE if kind == "thumbnail" else image.content_type
     filename = download_name(image)
     if settings.MEDIA_ACCEL_REDIRECT_PREFIX:
@@ -73,6 +90,7 @@ def _serve(image, kind, *, cache, attachment=False):
             handle, content_type=content_type, as_attachment=attachment, filename=filename
         )
     response["X-Content-Type-Options"] = "nosniff"
+    response["ETag"] = etag
     patch_cache_control(response, **cache)
     return response
 
@@ -80,36 +98,38 @@ def _serve(image, kind, *, cache, attachment=False):
 @require_safe
 @login_required
 def image_original(request, pk):
-    return _serve(image_for_user(request.user, pk), "original", cache=OWNER_CACHE)
+    image = image_for_user(request.user, pk)
+    return _serve(request, image, "original", cache=_cache_for(image))
 
 
 @require_safe
 @login_required
 def image_thumbnail(request, pk):
-    return _serve(image_for_user(request.user, pk), "thumbnail", cache=OWNER_CACHE)
+    image = image_for_user(request.user, pk)
+    return _serve(request, image, "thumbnail", cache=_cache_for(image))
 
 
 @require_safe
 @login_required
 def image_download(request, pk):
     image = image_for_user(request.user, pk)
-    return _serve(image, "original", cache=OWNER_CACHE, attachment=True)
+    return _serve(request, image, "original", cache=_cache_for(image), attachment=True)
 
 
 @require_safe
 def share_image_original(request, token, pk):
-    return _serve(_get_shared_image(token, pk), "original", cache=SHARED_CACHE)
+    return _serve(request, _get_shared_image(token, pk), "original", cache=SHARED_CACHE)
 
 
 @require_safe
 def share_image_thumbnail(request, token, pk):
-    return _serve(_get_shared_image(token, pk), "thumbnail", cache=SHARED_CACHE)
+    return _serve(request, _get_shared_image(token, pk), "thumbnail", cache=SHARED_CACHE)
 
 
 @require_safe
 def share_image_download(request, token, pk):
     image = _get_shared_image(token, pk)
-    return _serve(image, "original", cache=SHARED_CACHE, attachment=True)
+    return _serve(request, image, "original", cache=SHARED_CACHE, attachment=True)
 
 
 # -- a whole gallery as one zip ----------------------------------------------------------

@@ -1,31 +1,47 @@
 """The studio: generate, watch generations live, browse and manage them, image detail.
 
 templates/gallery/studio.html holds the page and every fragment htmx swaps (the form,
-the gallery, a page of cards, one card) as partials, so a polled card, a "load more"
-page and the first render are the same markup. Which fragment an htmx request gets is
-decided by the element it targets (HX-Target), as in django-htmx's example project.
+the gallery, a page of cards, one card, the live updates) as partials, so an updated
+card, a "load more" page and the first render are the same markup. Which fragment an
+htmx request gets is decided by the element it targets (HX-Target), as in django-htmx's
+example project.
+
+Without a gallery the studio shows what the caller made (in galleries they may still
+see); with one, everything in that gallery, whoever made it. Live updates are one
+request per page (`studio_updates`), whatever the number of cards: see its docstring.
 """
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, Subquery
-from django.http import HttpResponse
+from django.db.models import Max, Q, Subquery, prefetch_related_objects
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HTMX_STOP_POLLING
 
 from gallery import spend, tasks
 from gallery.forms import GenerationForm, StudioFilterForm
-from gallery.models import Gallery, Generation, Image
+from gallery.models import Gallery, Generation, Image, Role
 from gallery.templatetags.studio import card_version
-from gallery.views.access import generation_for_user, image_for_user
+from gallery.views.access import (
+    generation_for_user,
+    generation_to_remove,
+    generation_to_rerun,
+    image_for_user,
+)
 
 # Cards per page: enough to fill a large screen twice, small enough to render fast.
 PAGE_SIZE = 24
 STUDIO = "gallery/studio.html"
+# Live updates: how often a page with unfinished cards asks (a change reaches it in
+# about half of this on average), and how often a gallery others add to asks while
+# nothing of it is unfinished. Hidden tabs ask far less often (static/js/darkroom.js).
+LIVE_BUSY_MS = 700
+LIVE_IDLE_MS = 3000
+# At most this many cards an update request names (a page holds 24 per "load more").
+LIVE_MAX_CARDS = 1000
 
 
 # -- the studio page ------------------------------------------------------------------------
@@ -36,26 +52,40 @@ STUDIO = "gallery/studio.html"
 def studio(request):
     target = request.htmx.target if request.htmx else None
     if target == "generate-form":  # "Use these settings": only the form is needed
-        response = render(request, f"{STUDIO}#generate-form", {"form": _compose_form(request)})
-        return _vary_on_htmx(response)
+        form = _compose_form(request, _visible_galleries(request))
+        return _vary_on_htmx(render(request, f"{STUDIO}#generate-form", {"form": form}))
 
-    context = _gallery_context(request)
+    galleries = _visible_galleries(request)
+    context = _gallery_context(request, galleries)
+    if context["filters"].refuses_gallery():
+        raise Http404("No such gallery, or it is not shared with you")
     if target == "load-more":
         template = f"{STUDIO}#grid-page"
     elif target == "gallery":
         template = f"{STUDIO}#gallery"
     else:
         template = STUDIO
-        context["form"] = _compose_form(request, gallery=context["gallery"])
+        context["form"] = _compose_form(request, galleries, gallery=context["gallery"])
     return _vary_on_htmx(render(request, template, context))
 
 
-def _gallery_context(request):
-    """One page of the user's generations, filtered as the query string asks."""
-    filters = StudioFilterForm(request.GET, owner=request.user)
+def _visible_galleries(request):
+    """Every gallery the user may see, fetched once for the page's two gallery selects."""
+    return list(Gallery.objects.visible_to(request.user).select_related("owner"))
+
+
+def _view_generations(request, filters):
+    """The cards of the view the query string asks for (see the module docstring)."""
+    visible = Generation.objects.visible_to(request.user).select_related("owner")
+    return filters.apply(visible)
+
+
+def _gallery_context(request, galleries):
+    """One page of the view's generations, and what its live updates need."""
+    filters = StudioFilterForm(request.GET, user=request.user)
     filters.is_valid()  # a bad value drops only that filter (cleaned_data keeps the rest)
-    _fetch_choices_once(filters.fields["gallery"])
-    generations = filters.apply(Generation.objects.for_user(request.user))
+    filters.fields["gallery"].offer(galleries)
+    generations = _view_generations(request, filters)
     cursor = request.GET.get("before", "")
     if cursor.isdigit():
         generations = _older_than(generations, int(cursor))
@@ -68,34 +98,56 @@ def _gallery_context(request):
         query.pop("use", None)
         query["before"] = cards[-1].pk
         more_url = f"{reverse('studio')}?{query.urlencode()}"
+    gallery = filters.cleaned_data.get("gallery")
+    members = list(gallery.members.select_related("user")) if gallery else []
     return {
         "generations": cards,
         "more_url": more_url,
         "filters": filters,
         "filtering": filters.is_filtering(),
-        "gallery": filters.cleaned_data.get("gallery"),
+        "gallery": gallery,
+        "members": members,
+        "live": _live_config(request, filters, cards, cursor, gallery, members),
     }
 
 
-def _compose_form(request, *, gallery=None):
+def _live_config(request, filters, cards, cursor, gallery, members):
+    """Where the page asks for its updates, which cards count as new, and whether it
+    keeps asking while nothing is unfinished (a gallery someone else may add to)."""
+    query = request.GET.copy()
+    for name in ("use", "before"):
+        query.pop(name, None)
+    if cursor.isdigit() or not cards:
+        newest = _view_generations(request, filters).aggregate(newest=Max("pk"))["newest"]
+    else:
+        newest = max(card.pk for card in cards)
+    others_add = gallery is not None and (
+        not gallery.role.can_manage or any(m.role == Role.CONTRIBUTOR for m in members)
+    )
+    return {
+        "url": f"{reverse('studio_updates')}?{query.urlencode()}",
+        "anchor": newest or 0,
+        "busy_ms": LIVE_BUSY_MS,
+        "idle_ms": LIVE_IDLE_MS if others_add else 0,
+    }
+
+
+def _compose_form(request, galleries, *, gallery=None):
     """The generate form, filled from a past generation when asked (?use=<pk>)."""
-    initial = {"gallery": gallery} if gallery else {}
+    initial = {"gallery": gallery} if gallery and gallery.role.can_contribute else {}
     source = request.GET.get("use", "")
     if source.isdigit():
         past = generation_for_user(request.user, int(source))
-        initial = {**past.provider_params(), "gallery": past.gallery_id}
-    return _generation_form(request, initial=initial)
+        initial = past.provider_params()
+        if past.may_remove:  # still theirs to add to: the same gallery again
+            initial["gallery"] = past.gallery_id
+    return _generation_form(request, galleries, initial=initial)
 
 
-def _generation_form(request, *args, **kwargs):
+def _generation_form(request, galleries, *args, **kwargs):
     form = GenerationForm(*args, owner=request.user, **kwargs)
-    _fetch_choices_once(form.fields["gallery"])
+    form.fields["gallery"].offer(g for g in galleries if g.role.can_contribute)
     return form
-
-
-def _fetch_choices_once(field):
-    """A rendered model select reads its choices twice (once for `required`): one query."""
-    field.widget.choices = list(iter(field.choices))  # iter(): list() would COUNT first
 
 
 def _older_than(generations, pk):
@@ -119,7 +171,8 @@ def _vary_on_htmx(response):
 @require_POST
 @login_required
 def generate(request):
-    form = _generation_form(request, request.POST)
+    galleries = _visible_galleries(request)
+    form = _generation_form(request, galleries, request.POST)
     if form.is_valid():
         generation = form.save()
         tasks.enqueue_submit(generation)
@@ -127,29 +180,68 @@ def generate(request):
             # The form comes back filled with these settings, as it does with htmx.
             return redirect(f"{reverse('studio')}?use={generation.pk}")
         # The same (valid) form keeps the prompt for a quick next try; the new card goes
-        # to the top of the grid out of band.
+        # to the top of the grid out of band, and joins the page's live updates.
+        generation = generation_for_user(request.user, generation.pk)
         context = {"form": form, "generation": generation, "is_new": True}
         return render(request, f"{STUDIO}#generated", context)
     if request.htmx:
         return render(request, f"{STUDIO}#generate-form", {"form": form})
     # Without JavaScript: the whole page again, errors beside their fields, nothing saved.
-    return render(request, STUDIO, {**_gallery_context(request), "form": form})
+    return render(request, STUDIO, {**_gallery_context(request, galleries), "form": form})
 
 
 @require_GET
 @login_required
-def generation_card(request, pk):
-    """The polled card. 204 while nothing visible changed; 286 on the final render."""
-    generation = generation_for_user(request.user, pk)
-    if not generation.is_finished and request.GET.get("seen") == card_version(generation):
+def studio_updates(request):
+    """The page's one live-update request, whatever the number of cards on it.
+
+    The page names its unfinished cards with the version it shows (`w=<pk>:<version>`)
+    and the cards it received since it was rendered (`k=<pk>`); `anchor` is the newest
+    generation of the view when the page was rendered, and the view's filters come as
+    on the page. The answer swaps, out of band, each named card that changed (a finished
+    one no longer polls), removes those the caller may no longer see, and puts cards new
+    to the view at the top; 204 when there is nothing to change. A gallery the caller
+    may no longer see is replaced by a note saying so, which ends the updates.
+    """
+    filters = StudioFilterForm(request.GET, user=request.user)
+    filters.is_valid()
+    if filters.refuses_gallery():
+        # Deleted, or no longer shared with them: the page says so, and stops asking.
+        return render(request, f"{STUDIO}#gallery-gone")
+    watched = _watched_cards(request.GET.getlist("w"))
+    known = [int(pk) for pk in request.GET.getlist("k")[:LIVE_MAX_CARDS] if pk.isdigit()]
+    anchor = request.GET.get("anchor", "")
+    anchor = int(anchor) if anchor.isdigit() else None
+
+    visible = Generation.objects.visible_to(request.user).select_related("owner")
+    current = {generation.pk: generation for generation in visible.filter(pk__in=watched)}
+    changed = [g for pk, g in current.items() if card_version(g) != watched[pk]]
+    gone = [pk for pk in watched if pk not in current]
+    new = []
+    if anchor is not None:
+        arrivals = _view_generations(request, filters).filter(pk__gt=anchor)
+        new = list(arrivals.exclude(pk__in=[*watched, *known])[:PAGE_SIZE])
+    if not (changed or gone or new):
         return HttpResponse(status=204)
-    return _card(request, generation)
+    prefetch_related_objects([*changed, *new], "images")
+    context = {"changed": changed, "gone": gone, "new": new}
+    return render(request, f"{STUDIO}#updates", context)
+
+
+def _watched_cards(values):
+    """{pk: version} from the page's `w=<pk>:<version>` values; malformed ones are dropped."""
+    watched = {}
+    for value in values[:LIVE_MAX_CARDS]:
+        pk, _, version = value.partition(":")
+        if pk.isdigit():
+            watched[int(pk)] = version
+    return watched
 
 
 @require_POST
 @login_required
 def generation_retry(request, pk):
-    generation = generation_for_user(request.user, pk)
+    generation = generation_to_rerun(request.user, pk)
     if generation.can_retry and (refusal := spend.retry_refusal(generation)):
         # Over the monthly quota: nothing is sent, and the card says why.
         if request.htmx:
@@ -165,7 +257,7 @@ def generation_retry(request, pk):
 @require_POST
 @login_required
 def generation_cancel(request, pk):
-    generation = generation_for_user(request.user, pk)
+    generation = generation_to_rerun(request.user, pk)
     if generation.can_cancel:
         generation.cancel()
     return _card_or_back(
@@ -176,10 +268,10 @@ def generation_cancel(request, pk):
 @require_POST
 @login_required
 def generation_favourite(request, pk):
+    """Star or unstar for the caller alone; anyone who may see it keeps their own stars."""
     generation = generation_for_user(request.user, pk)
     # The wanted value, not a toggle: a double click or two tabs can't flip it back.
-    generation.favourite = request.POST.get("favourite") == "1"
-    generation.save(update_fields=["favourite"])
+    generation.set_favourite(request.user, request.POST.get("favourite") == "1")
     return _card_or_back(request, generation)
 
 
@@ -187,7 +279,7 @@ def generation_favourite(request, pk):
 @login_required
 def generation_delete(request, pk):
     """Delete a finished generation with its images (their files go once the rows do)."""
-    generation = generation_for_user(request.user, pk)
+    generation = generation_to_remove(request.user, pk)
     if not generation.is_finished:
         return HttpResponse("Cancel the generation before deleting it.", status=409)
     generation.delete()
@@ -198,7 +290,8 @@ def generation_delete(request, pk):
 
 
 def _card_or_back(request, generation, message=None):
-    generation.refresh_from_db()  # whoever moved it last, show what is true now
+    # Whoever moved it last, show what is true now (and the caller's own star).
+    generation = generation_for_user(request.user, generation.pk)
     if request.htmx:
         return _card(request, generation)
     if message:
@@ -211,10 +304,7 @@ def _card_or_back(request, generation, message=None):
 
 def _card(request, generation, refusal=None):
     context = {"generation": generation, "refusal": refusal}
-    response = render(request, f"{STUDIO}#card", context)
-    if generation.is_finished:
-        response.status_code = HTMX_STOP_POLLING
-    return response
+    return render(request, f"{STUDIO}#card", context)
 
 
 # -- detail pages ---------------------------------------------------------------------------
@@ -228,7 +318,7 @@ def generation_detail(request, pk):
     if first is not None:
         return redirect(first)
     # Not (or never) finished: the same page, showing its status and parameters.
-    context = {"generation": generation, "galleries": Gallery.objects.for_user(request.user)}
+    context = {"generation": generation, "galleries": _move_targets(request, generation)}
     return render(request, "gallery/image_detail.html", context)
 
 
@@ -236,7 +326,8 @@ def generation_detail(request, pk):
 @login_required
 def image_detail(request, pk):
     image = image_for_user(request.user, pk)
-    generation = image.generation
+    # With what the caller may do to it (their star, moving it).
+    generation = generation_for_user(request.user, image.generation_id)
     newer, older = _neighbours(image)
     context = {
         "image": image,
@@ -244,9 +335,16 @@ def image_detail(request, pk):
         "siblings": generation.images.all(),
         "newer": newer,
         "older": older,
-        "galleries": Gallery.objects.for_user(request.user),
+        "galleries": _move_targets(request, generation),
     }
     return render(request, "gallery/image_detail.html", context)
+
+
+def _move_targets(request, generation):
+    """The galleries the caller may move this generation to, if they may move it."""
+    if not generation.may_remove:
+        return []
+    return list(Gallery.objects.editable_by(request.user).select_related("owner"))
 
 
 def _neighbours(image):

@@ -91,18 +91,129 @@
     form.classList.add("is-filled");
   });
 
-  // A polled card is replaced whenever it changes, so it can't be its own live region: the
-  // page's #announcer says when a card's status changes ("Completed: a fox in the snow").
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var card = event.detail.target;
+  // -- live updates: one request per page, whatever the number of cards --------------------
+  // #live-updates (in the studio's gallery partial) asks for all the page's cards at once:
+  // each unfinished one with the version it shows (w=<pk>:<version>), and the cards that
+  // arrived since the page was rendered (k=<pk>, newer than data-anchor), so the answer
+  // holds only what changed, out of band, or is a 204. It asks every data-busy-ms while a
+  // card is unfinished, every data-idle-ms while none is (0: not at all, nobody else adds
+  // to this view), at most every HIDDEN_MS while the tab is hidden, and backs off after
+  // failures. Cards added later (Generate, "load more") are found on the page: they join.
+  var HIDDEN_MS = 10000;
+  var MAX_BACKOFF_MS = 60000;
+  var live = { timer: null, due: 0, failures: 0, stopped: false };
+
+  function liveElement() {
+    return document.getElementById("live-updates");
+  }
+
+  function liveInterval(element) {
+    if (live.stopped) return 0;
+    var unfinished = document.querySelector("#generation-grid .card[data-version]");
+    var ms = Number(unfinished ? element.dataset.busyMs : element.dataset.idleMs) || 0;
+    if (!ms) return 0;
+    if (document.hidden) ms = Math.max(ms, HIDDEN_MS);
+    return Math.min(ms * Math.pow(2, live.failures), MAX_BACKOFF_MS);
+  }
+
+  function tick() {
+    live.timer = null;
+    var element = liveElement();
+    if (element) htmx.trigger(element, "darkroom:tick");
+  }
+
+  function scheduleLive() {
+    var element = liveElement();
+    var ms = element ? liveInterval(element) : 0;
+    if (!ms) {
+      clearTimeout(live.timer);
+      live.timer = null;
+      return;
+    }
+    var due = Date.now() + ms;
+    if (live.timer && live.due <= due) return; // already due sooner
+    clearTimeout(live.timer);
+    live.due = due;
+    live.timer = setTimeout(tick, ms);
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var element = event.detail.elt;
+    if (element.id !== "live-updates") return;
+    var anchor = Number(element.dataset.anchor) || 0;
+    var watched = [];
+    var known = [];
+    document.querySelectorAll("#generation-grid .card").forEach(function (card) {
+      var pk = card.id.replace("generation-", "");
+      if (card.dataset.version) watched.push(pk + ":" + card.dataset.version);
+      else if (Number(pk) > anchor) known.push(pk);
+    });
+    event.detail.parameters.w = watched;
+    event.detail.parameters.k = known;
+    event.detail.parameters.anchor = anchor;
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.elt.id !== "live-updates") return;
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    // 404: the gallery is gone or no longer shared with us; asking again can't help.
+    live.stopped = status === 404;
+    live.failures = event.detail.successful ? 0 : Math.min(live.failures + 1, 6);
+    dropDuplicateCards();
+    scheduleLive();
+  });
+
+  // Anything else that swapped cards in (Generate, "load more", a filter) may start it.
+  document.addEventListener("htmx:afterSettle", function () {
+    dropDuplicateCards();
+    scheduleLive();
+  });
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) return;
+    clearTimeout(live.timer); // back in view: catch up now, then at the usual pace
+    tick();
+  });
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", scheduleLive);
+  } else {
+    scheduleLive();
+  }
+
+  // A card the Generate answer and an update both brought (they crossed): keep the first.
+  function dropDuplicateCards() {
+    var seen = {};
+    document.querySelectorAll("#generation-grid > .card").forEach(function (card) {
+      if (seen[card.id]) card.remove();
+      else seen[card.id] = true;
+    });
+  }
+
+  // A card is replaced whenever it changes, so it can't be its own live region: the page's
+  // #announcer says when a card's status changes ("Completed: a fox in the snow").
+  function announce(card, next) {
     var announcer = document.getElementById("announcer");
-    var html = event.detail.xhr.responseText;
-    if (!announcer || !html || !card.matches(".card[data-status]")) return;
-    var next = new DOMParser().parseFromString(html, "text/html").querySelector(".card[data-status]");
-    if (!next || next.dataset.status === card.dataset.status) return;
+    if (!announcer || !next || !card.matches(".card[data-status]")) return;
+    if (next.dataset.status === card.dataset.status) return;
     var badge = next.querySelector(".badge");
     var prompt = next.querySelector(".card__prompt");
     announcer.textContent = (badge ? badge.textContent.trim() : next.dataset.status) +
       ": " + (prompt ? prompt.textContent.trim() : "");
+  }
+
+  // Cards changed by the live update arrive out of band...
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var fragment = event.detail.fragment;
+    var next = fragment && fragment.querySelector && fragment.querySelector(".card[data-status]");
+    announce(event.detail.target, next);
+  });
+
+  // ...and those changed by a button on them (Retry, Cancel) replace themselves.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var html = event.detail.xhr.responseText;
+    if (!html || !event.detail.target.matches(".card[data-status]")) return;
+    var next = new DOMParser().parseFromString(html, "text/html").querySelector(".card[data-status]");
+    announce(event.detail.target, next);
   });
 })();
