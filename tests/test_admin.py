@@ -421,3 +421,17 @@ def test_share_link_tokens_are_not_shown(staff_client, alice):
 
     assert link.token not in staff_client.get("/admin/gallery/sharelink/").text
     assert link.token not in staff_client.get(f"/admin/gallery/sharelink/{link.pk}/change/").text
+
+
+def test_a_gallery_shows_its_members_inline_and_galleries_filter_by_visibility(
+    staff_client, alice, bob
+):
+    open_board = Gallery.objects.create(owner=alice, name="Open board", visibility="team")
+    open_board.add_member(bob, "contributor", added_by=alice)
+    Gallery.objects.create(owner=alice, name="Quiet drafts")
+
+    page = staff_client.get(f"/admin/gallery/gallery/{open_board.pk}/change/").text
+    assert "Gallery members" in page
+    assert 'value="contributor" selected' in page
+    listed = staff_client.get("/admin/gallery/gallery/?visibility__exact=team").text
+    assert "Open board" in listed and "Quiet drafts" not in listed

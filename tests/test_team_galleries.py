@@ -196,6 +196,33 @@ def test_a_contributor_generates_into_the_gallery_and_it_counts_against_them(
     assert spend.monthly_usage(alice).images == 0
 
 
+def test_a_viewer_who_tries_to_generate_into_the_gallery_is_told_why_and_nothing_is_made(
+    client, alice, plans, carol, monkeypatch
+):
+    from gallery import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks, "enqueue_submit", sent.append)
+    plans.add_member(carol, "viewer", added_by=alice)
+    client.force_login(carol)
+    data = {"prompt": "a poster", "image_size": "1024x1024", "background": "auto"}
+    data |= {"quality": "high", "num_images": 1, "output_format": "png", "gallery": plans.pk}
+    response = client.post("/generate/", data, **HTMX)
+    assert "You can&#x27;t add images to that gallery." in response.content.decode()
+    assert not Generation.objects.exists() and sent == []
+
+
+def test_deleting_a_gallery_but_keeping_its_images_keeps_the_teams_work_with_the_owner(
+    alice_client, alice, plans, bob
+):
+    plans.add_member(bob, "contributor", added_by=alice)
+    bobs = make_generation(bob, gallery=plans)
+    alice_client.post(f"/galleries/{plans.pk}/delete/", {"images": "keep"})
+    bobs.refresh_from_db()
+    assert bobs.gallery == Gallery.default_for(alice) and bobs.owner == bob
+    assert not GalleryMember.objects.exists()
+
+
 def test_a_viewer_sees_no_controls_to_change_what_others_made(client, alice, plans, carol):
     plans.add_member(carol, "viewer", added_by=alice)
     failed = make_generation(alice, gallery=plans, images=0, status=Generation.Status.FAILED)

@@ -155,16 +155,6 @@ class Gallery(models.Model):
         )
         return gallery
 
-    def role_of(self, user):
-        """`user`'s Role in this gallery, or None when they may not see it (one query)."""
-        role = Gallery.objects.visible_to(user).filter(pk=self.pk).values_list("caller_role")
-        found = role.first()
-        return Role(found[0]) if found else None
-
-    def can_generate_into(self, user):
-        role = self.role_of(user)
-        return role is not None and role.can_contribute
-
     def add_member(self, user, role, *, added_by):
         return GalleryMember.objects.create(gallery=self, user=user, role=role, added_by=added_by)
 

@@ -59,9 +59,10 @@ def studio(request):
     context = _gallery_context(request, galleries)
     if context["filters"].refuses_gallery():
         raise Http404("No such gallery, or it is not shared with you")
-    if target == "load-more":
-        template = f"{STUDIO}#grid-page"
-    elif target == "gallery":
+    if target == "load-more":  # more cards for a page that already asks for updates
+        return _vary_on_htmx(render(request, f"{STUDIO}#grid-page", context))
+    context["live"] = _live_config(request, context)
+    if target == "gallery":
         template = f"{STUDIO}#gallery"
     else:
         template = STUDIO
@@ -99,30 +100,32 @@ def _gallery_context(request, galleries):
         query["before"] = cards[-1].pk
         more_url = f"{reverse('studio')}?{query.urlencode()}"
     gallery = filters.cleaned_data.get("gallery")
-    members = list(gallery.members.select_related("user")) if gallery else []
     return {
         "generations": cards,
         "more_url": more_url,
         "filters": filters,
         "filtering": filters.is_filtering(),
         "gallery": gallery,
-        "members": members,
-        "live": _live_config(request, filters, cards, cursor, gallery, members),
+        "members": list(gallery.members.select_related("user")) if gallery else [],
     }
 
 
-def _live_config(request, filters, cards, cursor, gallery, members):
-    """Where the page asks for its updates, which cards count as new, and whether it
-    keeps asking while nothing is unfinished (a gallery someone else may add to)."""
+def _live_config(request, context):
+    """Where the page asks for its updates, which cards count as new (after `anchor`),
+    and whether it keeps asking while nothing is unfinished (a gallery someone else may
+    add to)."""
     query = request.GET.copy()
     for name in ("use", "before"):
         query.pop(name, None)
-    if cursor.isdigit() or not cards:
-        newest = _view_generations(request, filters).aggregate(newest=Max("pk"))["newest"]
+    if request.GET.get("before", "").isdigit():  # an older page: the newest isn't on it
+        view = _view_generations(request, context["filters"])
+        newest = view.aggregate(newest=Max("pk"))["newest"]
     else:
-        newest = max(card.pk for card in cards)
+        newest = max((card.pk for card in context["generations"]), default=0)
+    gallery = context["gallery"]
     others_add = gallery is not None and (
-        not gallery.role.can_manage or any(m.role == Role.CONTRIBUTOR for m in members)
+        not gallery.role.can_manage
+        or any(member.role == Role.CONTRIBUTOR for member in context["members"])
     )
     return {
         "url": f"{reverse('studio_updates')}?{query.urlencode()}",
@@ -187,7 +190,9 @@ def generate(request):
     if request.htmx:
         return render(request, f"{STUDIO}#generate-form", {"form": form})
     # Without JavaScript: the whole page again, errors beside their fields, nothing saved.
-    return render(request, STUDIO, {**_gallery_context(request, galleries), "form": form})
+    context = _gallery_context(request, galleries)
+    context["live"] = _live_config(request, context)
+    return render(request, STUDIO, {**context, "form": form})
 
 
 @require_GET

@@ -3,11 +3,13 @@
     make bench                                     # 50 users for 60 s, SQLite then PostgreSQL
     .venv/bin/python tests/benchmarks/bench_load.py --users 20 --seconds 20
 
-Each simulated user has a signed-in session and behaves like a studio tab: it polls the
-status partial of its latest generation every --poll seconds (as htmx does, with the
-`seen` version the card carries), generates a new image now and then (on average every
---generate-every seconds) and reloads the studio page now and then. It reports requests
-per second, p50/p99 latency of the status partial, the count of 5xx answers and of
+Each simulated user has a signed-in session and behaves like a studio tab: every --poll
+seconds it sends the page's one live-update request (`/updates/`, as static/js/darkroom.js
+does: its unfinished card with the version it shows, or, once that finished, the card it
+knows, as a page on a shared gallery keeps asking), generates a new image now and then
+(on average every --generate-every seconds) and reloads the studio page now and then. It
+reports requests per second, p50/p99 latency of the update request, the count of 5xx
+answers and of
 "database is locked" in the server and worker logs, for SQLite and, when DATABASE_URL
 names a PostgreSQL database (`make bench` starts a throwaway one), for PostgreSQL.
 
@@ -36,7 +38,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PYTHON = sys.executable
-CARD_URL = re.compile(r'hx-get="(/generations/\d+/card/[^"]*)"')
+CARD = re.compile(r'<article id="generation-(\d+)"([^>]*)>')
+VERSION = re.compile(r'data-version="([^"]+)"')
 CARD_ID = re.compile(r'id="generation-(\d+)"')
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
@@ -94,6 +97,12 @@ class Results:
         self.statuses[status] = self.statuses.get(status, 0) + 1
 
 
+def card_version(card_match):
+    """The version an unfinished card carries (data-version); None once it finished."""
+    version = VERSION.search(card_match.group(2))
+    return version.group(1) if version else None
+
+
 async def simulated_user(base_url, session_key, args, results, stop_at, rng):
     cookies = {"sessionid": session_key}
     async with httpx.AsyncClient(base_url=base_url, cookies=cookies, timeout=30) as client:
@@ -132,10 +141,18 @@ async def simulated_user(base_url, session_key, args, results, stop_at, rng):
             )
             if response is None or response.status_code != 200:
                 return None
-            match = CARD_URL.search(response.text)
+            match = CARD.search(response.text)
             if not match:
                 results.errors.append(f"generate: no card in answer: {response.text[:200]!r}")
-            return match.group(1).replace("&amp;", "&") if match else None
+                return None
+            return {"pk": match.group(1), "version": card_version(match)}
+
+        def update_url(card):
+            """The page's update request: its unfinished card, or the finished one it knows."""
+            pk = card["pk"]
+            if card["version"]:
+                return f"/updates/?w={pk}:{card['version']}&anchor={pk}"
+            return f"/updates/?k={pk}&anchor={pk}"
 
         # Users arrive spread over the first poll interval, not all in the same instant.
         await asyncio.sleep(rng.uniform(0, args.poll))
@@ -148,13 +165,12 @@ async def simulated_user(base_url, session_key, args, results, stop_at, rng):
         while time.monotonic() < stop_at:
             tick = time.monotonic()
             if card:
-                response = await request("card", "GET", card, headers={"HX-Request": "true"})
+                headers = {"HX-Request": "true"}
+                response = await request("update", "GET", update_url(card), headers=headers)
                 if response is not None and response.status_code == 200:
-                    match = CARD_URL.search(response.text)
-                    card = match.group(1).replace("&amp;", "&") if match else card
-                elif response is not None and response.status_code == 286:
-                    # Finished: htmx stops; keep asking for the final card, as a reload would.
-                    card = card.split("?")[0]
+                    match = CARD.search(response.text)
+                    if match and match.group(1) == card["pk"]:
+                        card["version"] = card_version(match)  # None once it finished
             if tick >= next_generate:
                 card = await generate(token) or card
                 next_generate = tick + rng.expovariate(1 / args.generate_every)
@@ -281,7 +297,7 @@ def run_one(database, database_url, args, workdir):
 
     log_text = "\n".join(path.read_text(errors="replace") for path in logs.values())
     elapsed = results.finished - results.started
-    card = results.latencies.get("card", [])
+    card = results.latencies.get("update", [])
     total = sum(results.statuses.values())
     server_errors = sum(n for s, n in results.statuses.items() if isinstance(s, int) and s >= 500)
     return {
@@ -290,10 +306,10 @@ def run_one(database, database_url, args, workdir):
         "seconds": round(elapsed, 1),
         "requests": total,
         "requests_per_second": round(total / elapsed, 1),
-        "card_requests": len(card),
-        "card_p50_ms": round(percentile(card, 0.50) * 1000, 1),
-        "card_p99_ms": round(percentile(card, 0.99) * 1000, 1),
-        "card_mean_ms": round(statistics.fmean(card) * 1000, 1) if card else None,
+        "update_requests": len(card),
+        "update_p50_ms": round(percentile(card, 0.50) * 1000, 1),
+        "update_p99_ms": round(percentile(card, 0.99) * 1000, 1),
+        "update_mean_ms": round(statistics.fmean(card) * 1000, 1) if card else None,
         "generate_requests": len(results.latencies.get("generate", [])),
         "studio_p50_ms": round(percentile(results.latencies.get("studio", []), 0.5) * 1000, 1),
         "statuses": {str(k): v for k, v in sorted(results.statuses.items(), key=str)},
@@ -349,8 +365,8 @@ def main():
         ("database", "database"),
         ("req/s", "requests_per_second"),
         ("requests", "requests"),
-        ("card p50 ms", "card_p50_ms"),
-        ("card p99 ms", "card_p99_ms"),
+        ("update p50 ms", "update_p50_ms"),
+        ("update p99 ms", "update_p99_ms"),
         ("generates", "generate_requests"),
         ("5xx", "server_errors_5xx"),
         ("locked", "database_is_locked"),
