@@ -17,6 +17,7 @@ from gallery.models import (
     Gallery,
     Generation,
     ShareLink,
+    approval_refusal,
 )
 
 
@@ -88,6 +89,8 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
                 "output_format",
                 "JPEG has no transparency: choose PNG or WebP for a transparent background.",
             )
+        if refusal := approval_refusal(self.owner):  # nothing is sent before an operator agrees
+            raise forms.ValidationError(refusal, code="approval")
         # Last, so a request is only counted against the quota once it is otherwise valid.
         if not self.errors and (refusal := spend.quota_refusal(self.owner, cleaned["num_images"])):
             raise forms.ValidationError(refusal, code="quota")

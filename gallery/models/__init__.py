@@ -3,11 +3,21 @@
 - galleries: `Gallery` and who may see and fill it
 - generations: `Generation` (the state machine) and its `Image` rows
 - sharing: `ShareLink`
-- accounts: what belongs to a person (`Quota`)
+- accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
+  `Invitation`s that bring people in
 - ops: `Lease` (pollers, heartbeats)
 """
 
-from gallery.models.accounts import Quota, is_team_member
+from gallery.models.accounts import (
+    AccountApproval,
+    Invitation,
+    OidcIdentity,
+    Quota,
+    approval_refusal,
+    is_awaiting_approval,
+    is_team_member,
+    team_members_q,
+)
 from gallery.models.galleries import Gallery, GalleryQuerySet
 from gallery.models.generations import (
     BACKGROUNDS,
@@ -25,6 +35,7 @@ from gallery.models.ops import Lease
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
 
 __all__ = [
+    "AccountApproval",
     "BACKGROUNDS",
     "IMAGE_SIZES",
     "MAX_IMAGES",
@@ -37,10 +48,15 @@ __all__ = [
     "GenerationQuerySet",
     "IllegalTransition",
     "Image",
+    "Invitation",
     "Lease",
+    "OidcIdentity",
     "Quota",
     "ShareLink",
     "ShareLinkQuerySet",
+    "approval_refusal",
+    "is_awaiting_approval",
     "is_team_member",
     "new_share_token",
+    "team_members_q",
 ]
