@@ -61,7 +61,8 @@ def identity_deploy(app_configs, **kwargs):
                 id="darkroom.W011",
             )
         )
-    if settings.EMAIL_ENABLED and settings.DEFAULT_FROM_EMAIL.endswith("@localhost>"):
+    backend = settings.MAILERS.get("default", {}).get("BACKEND", "")
+    if backend.endswith(".smtp.EmailBackend") and "@localhost" in settings.DEFAULT_FROM_EMAIL:
         problems.append(
             Warning(
                 "EMAIL_URL is set but DEFAULT_FROM_EMAIL is not: mail would come from "

@@ -3,6 +3,7 @@
 import logging
 import smtplib
 
+from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -16,6 +17,8 @@ class MailNotSent(Exception):
 
 def send_invitation(request, invitation, token):
     """E-mail the invitation's link; raises MailNotSent (the cause is logged, no secrets)."""
+    if not settings.EMAIL_ENABLED:
+        raise MailNotSent("no EMAIL_URL is set")
     context = {
         "invitation": invitation,
         "link": request.build_absolute_uri(reverse("invitation_accept", args=[token])),
