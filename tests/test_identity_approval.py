@@ -19,18 +19,12 @@ from gallery.models import (
     team_members_q,
 )
 from tests.image_factories import make_generation
+from tests.test_spend import form_data
 
 User = get_user_model()
 ROOT = Path(__file__).resolve().parent.parent
 NEWCOMER = {"username": "dora", "password1": "velvet-lantern-42", "password2": "velvet-lantern-42"}
-GENERATE = {
-    "prompt": "a red kite over the dunes",
-    "image_size": "1024x1024",
-    "background": "auto",
-    "quality": "low",
-    "num_images": 1,
-    "output_format": "png",
-}
+GENERATE = form_data()  # a valid generate form, as tests/test_spend.py sends it
 WAITING = "waiting for an operator&#x27;s approval"
 
 
@@ -156,8 +150,8 @@ def test_with_production_settings_a_newcomer_waits_and_the_gateway_hears_nothing
     settings.SIGNUP_MODE = "approval"  # what DEBUG=0 gives (first test above)
 
     signed_up = client.post("/accounts/signup/", NEWCOMER, follow=True)
-    assert WAITING in signed_up.text
-    assert "Waiting for approval" in signed_up.text
+    assert "Waiting for approval." in signed_up.text
+    assert "has to approve your account before you can generate" in signed_up.text
 
     refused = client.post("/generate/", GENERATE, follow=True)
     assert WAITING in refused.text

@@ -27,13 +27,9 @@ from gallery.identity.forms import (
     PasswordResetForm,
     SetPasswordForm,
 )
-from gallery.models import Invitation, is_awaiting_approval
+from gallery.models import Invitation
 
 PASSWORD_BACKEND = "django.contrib.auth.backends.ModelBackend"
-WAITING = (
-    "Welcome to Darkroom! Your account is waiting for an operator's approval: you can look "
-    "around now, and generate once they approve it."
-)
 
 
 def sign_in_options(request, login_hint=""):
@@ -72,9 +68,7 @@ def signup(request):
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = admission.sign_up(form)
-        sign_in(request, user, backend=PASSWORD_BACKEND)
-        if is_awaiting_approval(user):
-            messages.info(request, WAITING)
+        sign_in(request, user, backend=PASSWORD_BACKEND)  # the layout says if they wait
         return redirect("studio")
     context = {"form": form, "approval_needed": admission.signup_mode() == "approval"}
     return render(request, "registration/signup.html", context)
