@@ -96,6 +96,7 @@ def test_accounts_without_an_approval_record_are_approved(alice, staff):
     assert spend.retry_refusal(make_generation(alice, images=0, status="FAILED")) is None
 
 
+@pytest.mark.postgres  # claims and approval queries are conditional SQL
 @pytest.mark.django_db
 def test_is_team_member_leaves_out_accounts_waiting_for_approval(alice, bob, staff):
     AccountApproval.record_arrival(bob, AccountApproval.Source.SIGNUP, approved=False)

@@ -42,6 +42,7 @@ def error_on_sign_in_page(response):
 # -- arriving -------------------------------------------------------------------------------
 
 
+@pytest.mark.postgres  # claims and approval queries are conditional SQL
 def test_a_new_person_lands_on_the_studio_with_an_account_named_from_their_email(client, provider):
     response = sign_in(client, "Ada.Lovelace@acme.test")
 

@@ -29,6 +29,7 @@ def invite(staff_client, smtp_server, email="dora@example.com"):
     return message, link.removeprefix("http://testserver")
 
 
+@pytest.mark.postgres  # claims and approval queries are conditional SQL
 def test_an_invitation_link_works_once_and_only_once(staff_client, client, smtp_server, settings):
     settings.SIGNUP_MODE = "closed"  # invitations work while sign-up is closed
     message, link = invite(staff_client, smtp_server)

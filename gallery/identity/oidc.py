@@ -157,7 +157,13 @@ class TeamOIDCBackend(OIDCAuthenticationBackend):
         if self.OIDC_OP_USER_ENDPOINT:
             userinfo = self.get_userinfo(access_token, id_token, payload)
             if userinfo.get("sub") != payload["sub"]:
-                raise SuspiciousOperation("userinfo describes someone other than the ID token")
+                # Refused, not SuspiciousOperation: the library would swallow that here and
+                # Django would count a failed sign-in (with the code) towards throttling.
+                raise admission.Refused(
+                    f"Darkroom couldn't verify {settings.OIDC_LABEL}'s answer, so it didn't "
+                    "sign you in. Please try again.",
+                    "userinfo describes someone other than the ID token",
+                )
             claims = {**payload, **userinfo}
         return admission.oidc_person(self.issuer, claims)
 
