@@ -13,7 +13,6 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
@@ -710,7 +709,7 @@ class InvitationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         obj.invited_by = request.user
-        token = obj._new_token()
+        token = obj.new_token()
         obj.save()
         try:
             mail.send_invitation(request, obj, token)
@@ -727,13 +726,11 @@ class InvitationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
     def send_again(self, request, queryset):
         sent = 0
         for invitation in queryset.filter(accepted_at=None, revoked_at=None):
-            with transaction.atomic():
-                token = invitation.renew()
-                try:
-                    mail.send_invitation(request, invitation, token)
-                except mail.MailNotSent:
-                    transaction.set_rollback(True)
-                    continue
+            token = invitation.renew()  # saved first: no transaction stays open while mailing
+            try:
+                mail.send_invitation(request, invitation, token)
+            except mail.MailNotSent:
+                continue
             sent += 1
         self.message_user(
             request,

@@ -114,3 +114,25 @@ def test_a_newcomer_waiting_for_approval_sees_it_and_generate_says_why(
     expect(page.get_by_text("You can look around, but generating starts once")).to_be_visible()
     page.screenshot(path=f"{artifacts}/approval-waiting-studio.png", full_page=True)
     assert AccountApproval.objects.get().approved_at is None
+
+
+def test_an_invited_person_makes_their_account_from_the_link(
+    live_server, browser_provider, watched, staff, artifacts
+):
+    from gallery.models import Invitation, is_team_member
+
+    _invitation, token = Invitation.issue("dora@example.com", invited_by=staff)
+    page = watched
+    page.goto(f"{live_server.url}/accounts/invite/{token}/")
+    expect(page.get_by_role("heading", name="Join the team's Darkroom")).to_be_visible()
+    expect(page.get_by_role("link", name="Sign in with Acme ID")).to_be_visible()
+    expect(page.get_by_label("Username")).to_have_value("dora")
+    page.screenshot(path=f"{artifacts}/invitation-accept.png", full_page=True)
+
+    page.get_by_label("Password", exact=True).fill("velvet-lantern-42")
+    page.get_by_label("Password confirmation").fill("velvet-lantern-42")
+    page.get_by_role("button", name="Make my account").click()
+
+    expect(page.get_by_text("Welcome to Darkroom! Your account is ready.")).to_be_visible()
+    expect(page.locator(".approval-notice")).to_have_count(0)
+    assert is_team_member(User.objects.get(username="dora"))

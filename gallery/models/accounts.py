@@ -205,17 +205,19 @@ class Invitation(models.Model):
     def issue(cls, email, invited_by=None):
         """A new pending invitation and its token (the only time the token exists)."""
         invitation = cls(email=email, invited_by=invited_by)
-        token = invitation._new_token()
+        token = invitation.new_token()
         invitation.save()
         return invitation, token
 
     def renew(self):
         """A fresh token and seven more days; the old link stops working. Returns the token."""
-        token = self._new_token()
+        token = self.new_token()
         self.save(update_fields=["token_hash", "expires_at"])
         return token
 
-    def _new_token(self):
+    def new_token(self):
+        """Give it a fresh token, valid for INVITATION_DAYS from now (save afterwards).
+        Returns the token: the only time it exists outside the e-mail."""
         token = secrets.token_urlsafe(32)
         self.token_hash = hash_invitation_token(token)
         self.expires_at = timezone.now() + timedelta(days=settings.INVITATION_DAYS)

@@ -12,7 +12,6 @@ from django.contrib import messages
 from django.contrib.auth import login as sign_in
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -129,12 +128,15 @@ def invitation_list(request):
 
 
 def invite(request, email):
-    """Issue an invitation and e-mail it; nothing is kept when the e-mail can't be sent."""
+    """Issue an invitation and e-mail it; nothing is kept when the e-mail can't be sent.
+
+    Saved before mailing, so no database transaction stays open while the mail server talks.
+    """
+    invitation, token = Invitation.issue(email, invited_by=request.user)
     try:
-        with transaction.atomic():
-            invitation, token = Invitation.issue(email, invited_by=request.user)
-            mail.send_invitation(request, invitation, token)
+        mail.send_invitation(request, invitation, token)
     except mail.MailNotSent:
+        invitation.delete()
         messages.error(request, f"The invitation e-mail to {email} couldn't be sent; try again.")
         return None
     messages.success(request, f"Invitation sent to {email}. The link works for 7 days, once.")
