@@ -15,7 +15,7 @@ include .env
 export
 endif
 
-.PHONY: run test test-postgres postgres lint bench install install-test browser clean
+.PHONY: run test test-postgres postgres lint bench install install-test browser oidc-provider clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON_SYS)" || { echo "Darkroom needs Python 3.12 or newer (found: $$(python3 --version 2>&1)); install it or use pyenv with .python-version." >&2; exit 1; }
@@ -38,6 +38,18 @@ browser:
 			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
 		else echo "chromium is missing and apt is not usable: browser tests will be skipped" >&2; fi; }
 
+# The OpenID Connect provider the sign-in tests run against (npm oidc-provider, on Node);
+# installed once from its lock file, then offline.
+OIDC_PROVIDER := tests/oidc_provider
+$(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(OIDC_PROVIDER) --no-audit --no-fund --silent >$(OIDC_PROVIDER)/npm.log 2>&1 \
+			|| { cat $(OIDC_PROVIDER)/npm.log; exit 1; }; \
+		touch $@; \
+	else echo "npm is missing: the OpenID Connect tests will be skipped" >&2; fi
+
+oidc-provider: $(OIDC_PROVIDER)/node_modules/.installed
+
 # Web server, django-q2 worker and, with no PIXAZO_API_KEY, the gateway simulator.
 PROCESSES = web worker $(if $(PIXAZO_API_KEY),,simulator)
 
@@ -46,7 +58,7 @@ run: install
 	@echo "Darkroom: open http://127.0.0.1:$(PORT)/ ($(if $(PIXAZO_API_KEY),real Pixazo gateway,built-in gateway simulator: set PIXAZO_API_KEY for real images)). Ctrl+C stops it."
 	@PATH="$(abspath $(BIN)):$$PATH" DARKROOM_PORT=$(PORT) $(BIN)/honcho start $(PROCESSES)
 
-test: install-test browser
+test: install-test browser oidc-provider
 	@$(BIN)/ruff check --quiet .
 	@$(BIN)/ruff format --check --quiet .
 	@$(BIN)/python -m pytest
@@ -81,4 +93,4 @@ bench: install-test postgres
 
 # What installing and testing leave behind; never the data folder's database and images.
 clean:
-	rm -rf $(VENV) staticfiles test-artifacts bench-results data/test-*.sqlite3*
+	rm -rf $(VENV) staticfiles test-artifacts bench-results data/test-*.sqlite3* $(OIDC_PROVIDER)/node_modules

@@ -11,6 +11,7 @@ import secrets
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -208,8 +209,88 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio"
 LOGOUT_REDIRECT_URL = "login"
-# Open teams let people sign themselves up; closed teams turn this off and use admin.
+
+# -- Identity: who may make an account, OpenID Connect sign-in, e-mail (gallery/identity/) --
+# SIGNUP_MODE: "open" (anyone may sign up and generate), "approval" (anyone may sign up, an
+# operator approves before they spend the team's subscription) or "closed" (operators,
+# invitations and OIDC only). SIGNUP_ENABLED=0, the older switch, still means closed.
+SIGNUP_MODES = ("open", "approval", "closed")
 SIGNUP_ENABLED = envbool("SIGNUP_ENABLED", True)
+SIGNUP_MODE = env(
+    "SIGNUP_MODE", "closed" if not SIGNUP_ENABLED else "open" if DEBUG else "approval"
+)
+if SIGNUP_MODE not in SIGNUP_MODES:
+    raise ImproperlyConfigured(
+        f"SIGNUP_MODE must be one of {', '.join(SIGNUP_MODES)}, not {SIGNUP_MODE!r}"
+    )
+INVITATION_DAYS = 7
+
+# OpenID Connect through mozilla-django-oidc (gallery/identity/oidc.py). Endpoints and keys
+# come from OIDC_ISSUER's discovery document, fetched when first needed, never at start-up.
+OIDC_ISSUER = env("OIDC_ISSUER").rstrip("/")
+OIDC_RP_CLIENT_ID = env("OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET")  # "SECRET": hidden on Django's error pages
+OIDC_LABEL = env("OIDC_LABEL", "SSO")  # the button says "Sign in with <OIDC_LABEL>"
+OIDC_ALLOWED_EMAIL_DOMAINS = [
+    d.lower().lstrip("@") for d in envlist("OIDC_ALLOWED_EMAIL_DOMAINS", [])
+]
+OIDC_CREATE_USER = envbool("OIDC_CREATE_USERS", True)
+OIDC_ONLY = envbool("OIDC_ONLY", False)
+OIDC_RP_SIGN_ALGO = env("OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_TIMEOUT = envfloat("OIDC_TIMEOUT_SECONDS", 10.0)  # the library's default is to wait forever
+
+# E-mail (invitations, password reset) through Django 6.1's MAILERS. EMAIL_URL such as
+# smtp+tls://user:pass@host:587; unset, development prints mail to the console and
+# production sends none (EMAIL_ENABLED: the pages that would e-mail say so instead).
+SMTP_SCHEMES = {
+    "smtp": (False, False, 25),
+    "smtp+tls": (True, False, 587),
+    "smtp+ssl": (False, True, 465),
+}
+
+
+def envmailer(name, timeout):
+    """An smtp://, smtp+tls:// (STARTTLS) or smtp+ssl:// URL as a MAILERS entry."""
+    value = os.environ.get(name, "").strip()
+    url = urlsplit(value)
+    try:
+        use_tls, use_ssl, default_port = SMTP_SCHEMES[url.scheme]
+        port = url.port or default_port
+        if not url.hostname:
+            raise ValueError
+    except (KeyError, ValueError):
+        # The value holds a password: never repeat it.
+        raise ImproperlyConfigured(
+            f"{name} must look like smtp+tls://user:password@mail.example.com:587 "
+            f"(schemes: {', '.join(SMTP_SCHEMES)}; quote special characters, %40 for @)"
+        ) from None
+    options = {
+        "host": url.hostname,
+        "port": port,
+        "username": unquote(url.username or ""),
+        "password": unquote(url.password or ""),
+        "use_tls": use_tls,
+        "use_ssl": use_ssl,
+        "timeout": timeout,
+    }
+    return {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": options}
+
+
+EMAIL_ENABLED = bool(env("EMAIL_URL")) or DEBUG
+if env("EMAIL_URL"):
+    MAILERS = {"default": envmailer("EMAIL_URL", envint("EMAIL_TIMEOUT_SECONDS", 10))}
+elif DEBUG:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+else:
+    # Deliberately none: nothing is sent, and Django's deploy check would call that an error.
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.dummy.EmailBackend"}}
+    SILENCED_SYSTEM_CHECKS.append("mail.E001")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Darkroom <darkroom@localhost>")
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 24  # a reset link works for a day (and only once)
 
 # Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one
 # username from one address, that pair waits LOGIN_COOLOFF_MINUTES; never a permanent
@@ -217,6 +298,9 @@ SIGNUP_ENABLED = envbool("SIGNUP_ENABLED", True)
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a throttled pair before any check
     "django.contrib.auth.backends.ModelBackend",
+    # Always listed, configured or not, so sessions it signed in survive a restart without
+    # OIDC; it answers only on the OIDC callback (and never counts towards throttling).
+    "gallery.identity.oidc.TeamOIDCBackend",
 ]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))

@@ -24,7 +24,20 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
 from gallery import spend
-from gallery.models import Gallery, GalleryMember, Generation, Image, Quota, ShareLink
+from gallery.identity import mail
+from gallery.identity.forms import InvitationForm
+from gallery.models import (
+    AccountApproval,
+    Gallery,
+    GalleryMember,
+    Generation,
+    Image,
+    Invitation,
+    OidcIdentity,
+    Quota,
+    ShareLink,
+    team_members_q,
+)
 from gallery.tasks import enqueue_submit
 
 S = Generation.Status
@@ -585,6 +598,36 @@ class QuotaInline(admin.StackedInline):
     fields = ["monthly_images"]
 
 
+# -- people: approval, sign-in identities, invitations (gallery/identity/) ------------------
+
+
+class ApprovalFilter(admin.SimpleListFilter):
+    title = "approval"
+    parameter_name = "approval"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "Waiting for approval"), ("approved", "Approved")]
+
+    def queryset(self, request, queryset):
+        match self.value():
+            case "waiting":
+                return queryset.exclude(team_members_q()).filter(is_active=True)
+            case "approved":
+                return queryset.filter(team_members_q())
+        return queryset
+
+
+class OidcIdentityInline(admin.TabularInline):
+    model = OidcIdentity
+    extra = 0
+    fields = ["issuer", "subject", "created_at", "last_sign_in_at"]
+    readonly_fields = fields
+    verbose_name_plural = "Sign-ins with the identity provider"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 User = get_user_model()
 admin.site.unregister(User)
 
@@ -594,12 +637,22 @@ class DarkroomUserAdmin(UsageColumns, DarkroomAdminMixin, UserAdmin):
     usage_prefix = "generations__"
     list_display = [
         *UserAdmin.list_display,
+        "approval_state",
         "images_this_month",
         "cost_this_month",
         "monthly_quota",
     ]
-    list_select_related = ["quota"]
-    inlines = [QuotaInline]
+    list_filter = [ApprovalFilter, *UserAdmin.list_filter]
+    list_select_related = ["quota", "approval"]
+    inlines = [QuotaInline, OidcIdentityInline]
+    actions = ["approve_accounts"]
+
+    def get_inline_instances(self, request, obj=None):
+        # The identity provider's sign-ins show only for people who have some.
+        inlines = super().get_inline_instances(request, obj)
+        if obj is None or not obj.oidc_identities.exists():
+            inlines = [i for i in inlines if not isinstance(i, OidcIdentityInline)]
+        return inlines
 
     @admin.display(description="Monthly quota", ordering="quota__monthly_images")
     def monthly_quota(self, user):
@@ -607,3 +660,111 @@ class DarkroomUserAdmin(UsageColumns, DarkroomAdminMixin, UserAdmin):
         if quota is None or quota.monthly_images is None:
             return "—"
         return quota.monthly_images
+
+    @admin.display(description="Approval")
+    def approval_state(self, user):
+        approval = getattr(user, "approval", None)
+        if approval is not None and approval.approved_at is None and not user.is_staff:
+            return badge("Waiting", "warn")
+        return badge("Approved", "ok")
+
+    @admin.action(description="Approve selected accounts (they may generate)")
+    def approve_accounts(self, request, queryset):
+        approved = AccountApproval.approve(queryset, by=request.user)
+        self.message_user(
+            request,
+            ngettext("%d account approved.", "%d accounts approved.", approved) % approved
+            if approved
+            else "None of those accounts was waiting for approval.",
+            messages.SUCCESS if approved else messages.WARNING,
+        )
+
+
+class InvitationState(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return Invitation.State.choices
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        match self.value():
+            case Invitation.State.PENDING:
+                return queryset.pending(now)
+            case Invitation.State.ACCEPTED:
+                return queryset.filter(accepted_at__isnull=False)
+            case Invitation.State.EXPIRED:
+                return queryset.filter(accepted_at=None, revoked_at=None, expires_at__lte=now)
+            case Invitation.State.REVOKED:
+                return queryset.filter(accepted_at=None, revoked_at__isnull=False)
+        return queryset
+
+
+INVITATION_BADGES = {"pending": "info", "accepted": "ok", "expired": "warn", "revoked": "danger"}
+
+
+@admin.register(Invitation)
+class InvitationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
+    """Adding one e-mails its link; the token exists only in that e-mail, never on a page."""
+
+    list_display = ["email", "state_badge", "invited_by", "accepted_by", "expires_at", "created_at"]
+    list_select_related = ["invited_by", "accepted_by"]
+    list_filter = [InvitationState, ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["email", "invited_by__username", "accepted_by__username"]
+    actions = ["send_again", "revoke_invitations"]
+    fields = ["email", "state_badge", "invited_by", "expires_at", "accepted_at", "accepted_by"]
+    readonly_fields = ["state_badge", "invited_by", "expires_at", "accepted_at", "accepted_by"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            return InvitationForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["email"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else [*self.readonly_fields, "email"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        obj.invited_by = request.user
+        token = obj.new_token()
+        obj.save()
+        try:
+            mail.send_invitation(request, obj, token)
+        except mail.MailNotSent:
+            # Nobody holds this link: "Send a fresh link" tries again with a new one.
+            messages.error(request, f"The e-mail to {obj.email} couldn't be sent; send it again.")
+
+    @admin.display(description="State")
+    def state_badge(self, invitation):
+        state = invitation.state
+        return badge(Invitation.State(state).label, INVITATION_BADGES[state])
+
+    @admin.action(description="Send a fresh link (7 more days; the old link stops working)")
+    def send_again(self, request, queryset):
+        sent = 0
+        for invitation in queryset.filter(accepted_at=None, revoked_at=None):
+            token = invitation.renew()  # saved first: no transaction stays open while mailing
+            try:
+                mail.send_invitation(request, invitation, token)
+            except mail.MailNotSent:
+                continue
+            sent += 1
+        self.message_user(
+            request,
+            ngettext("%d invitation sent again.", "%d invitations sent again.", sent) % sent,
+            messages.SUCCESS if sent else messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected invitations")
+    def revoke_invitations(self, request, queryset):
+        revoked = sum(invitation.revoke() for invitation in queryset)
+        self.message_user(
+            request,
+            ngettext("%d invitation revoked.", "%d invitations revoked.", revoked) % revoked,
+            messages.SUCCESS if revoked else messages.WARNING,
+        )

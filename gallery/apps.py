@@ -8,3 +8,5 @@ class GalleryConfig(AppConfig):
 
     def ready(self):
         from gallery import checks, signals  # noqa: F401
+        from gallery.identity import checks as identity_checks  # noqa: F401
+        from gallery.identity import signals as identity_signals  # noqa: F401

@@ -21,6 +21,8 @@ from gallery.models import (
     Generation,
     Role,
     ShareLink,
+    approval_refusal,
+    is_awaiting_approval,
     is_team_member,
 )
 from gallery.models.galleries import MEMBER_ROLES
@@ -115,6 +117,8 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
                 "output_format",
                 "JPEG has no transparency: choose PNG or WebP for a transparent background.",
             )
+        if refusal := approval_refusal(self.owner):  # nothing is sent before an operator agrees
+            raise forms.ValidationError(refusal, code="approval")
         # Last, so a request is only counted against the quota once it is otherwise valid.
         if not self.errors and (refusal := spend.quota_refusal(self.owner, cleaned["num_images"])):
             raise forms.ValidationError(refusal, code="quota")
@@ -231,6 +235,11 @@ class GalleryMemberForm(LabelsAbove, forms.Form):
         who = user.get_username()
         if user.pk == self.gallery.owner_id:
             raise forms.ValidationError("That's you: you own this gallery already.")
+        if is_awaiting_approval(user):
+            raise forms.ValidationError(
+                f"{who}'s account is waiting for an operator's approval: add them once "
+                "it is approved."
+            )
         if not is_team_member(user):
             raise forms.ValidationError(f"{who}'s account is not active, so they can't be added.")
         current = self.gallery.members.filter(user=user).first()

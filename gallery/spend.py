@@ -19,7 +19,7 @@ from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from gallery.models import Generation, Quota
+from gallery.models import Generation, Quota, approval_refusal
 
 COST_FIELD = DecimalField(max_digits=12, decimal_places=3)
 
@@ -123,11 +123,14 @@ def quota_refusal(user, images):
 
 
 def retry_refusal(generation):
-    """Why retrying `generation` would go over its owner's quota, or None.
+    """Why retrying `generation` may not happen now (its owner awaits approval, or it would
+    go over their quota), or None.
 
     A retry counts in the month it happens; only a generation that already counts this
     month (cancelled, not failed, since this month began) adds nothing.
     """
+    if refusal := approval_refusal(generation.owner):
+        return refusal
     already_counted = (
         generation.status != Generation.Status.FAILED and generation.requested_at >= month_start()
     )

@@ -7,7 +7,12 @@ from django.contrib.auth import get_user_model
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still work there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-pytest_plugins = ["tests.simulator_fixtures", "tests.pipeline_fixtures"]
+pytest_plugins = [
+    "tests.simulator_fixtures",
+    "tests.pipeline_fixtures",
+    "tests.oidc_fixtures",
+    "tests.mail_fixtures",
+]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "test-artifacts")

@@ -336,7 +336,71 @@ def test_every_url_that_takes_an_object_is_in_the_walk():
                 yield pattern.name, bool(pattern.pattern.converters)
 
     walked = {row[0] for row in ROWS} | set(SHARE_GALLERY_URLS) | set(SHARE_IMAGE_URLS)
+    walked |= set(IDENTITY_URLS)
     app_urls = dict(names(get_resolver().url_patterns))
     taking_an_object = {name for name, has_arguments in app_urls.items() if has_arguments}
     assert taking_an_object - walked == set()
     assert walked - taking_an_object == set()
+
+
+# -- accounts (issue 14): invitations and password reset links ------------------------------
+# A stranger (bob, signed in but not staff) and an anonymous visitor get a 404 or the sign-in
+# page from each, and nothing changes: no invitation is revoked or accepted, no password set.
+
+IDENTITY_URLS = ["invitation_revoke", "invitation_accept", "password_reset_confirm"]
+
+
+@pytest.fixture
+def identity_world(alice, staff):
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    from gallery.models import Invitation
+
+    pending, _token = Invitation.issue("dora@example.com", invited_by=staff)
+    used, used_token = Invitation.issue("eve@example.com", invited_by=staff)
+    used.claim()
+    revoked, revoked_token = Invitation.issue("fay@example.com", invited_by=staff)
+    revoked.revoke()
+    uid = urlsafe_base64_encode(force_bytes(alice.pk))
+    stale = default_token_generator.make_token(alice)
+    alice.set_password("changed-since-the-link-was-made")
+    alice.save()
+    return {
+        "revoke": ("POST", reverse("invitation_revoke", args=[pending.pk]), {}),
+        "accept used": ("GET", reverse("invitation_accept", args=[used_token]), {}),
+        "accept revoked": (
+            "POST",
+            reverse("invitation_accept", args=[revoked_token]),
+            {"username": "fay", "password1": "velvet-lantern-42", "password2": "velvet-lantern-42"},
+        ),
+        "accept made-up": ("GET", reverse("invitation_accept", args=["x" * 43]), {}),
+        "reset stale link": ("GET", reverse("password_reset_confirm", args=[uid, stale]), {}),
+    }
+
+
+def identity_snapshot():
+    from django.contrib.auth import get_user_model
+
+    from gallery.models import Invitation
+
+    users = list(get_user_model().objects.order_by("pk").values("pk", "password", "is_active"))
+    return users, list(Invitation.objects.order_by("pk").values())
+
+
+@pytest.mark.parametrize("who", ["stranger", "anonymous"])
+def test_identity_links_refuse_strangers_and_change_nothing(client, bob, identity_world, who):
+    if who == "stranger":
+        client.force_login(bob)
+    before = identity_snapshot()
+    wrong = []
+    for label, (method, url, data) in identity_world.items():
+        response = getattr(client, method.lower())(url, data)
+        location = response.headers.get("Location", "")
+        signed_out_to_login = who == "anonymous" and location.startswith("/accounts/login/?next=")
+        reset_link_refused = label == "reset stale link" and "doesn" in response.text
+        if response.status_code != 404 and not signed_out_to_login and not reset_link_refused:
+            wrong.append((label, response.status_code, location))
+    assert wrong == []
+    assert identity_snapshot() == before

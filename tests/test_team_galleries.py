@@ -77,6 +77,28 @@ def test_adding_someone_who_cannot_be_added_is_a_clear_error_and_changes_nothing
     assert list(plans.members.values_list("user__username", "role")) == [("bob", "viewer")]
 
 
+def test_someone_waiting_for_approval_is_not_in_the_team_yet(alice_client, plans, client):
+    from gallery.models import AccountApproval
+
+    newcomer = make_user("nina")
+    AccountApproval.record_arrival(newcomer, AccountApproval.Source.SIGNUP, approved=False)
+    plans.visibility = "team"
+    plans.save()
+    response = add(alice_client, plans, "nina", **HTMX)
+    assert (
+        "nina&#x27;s account is waiting for an operator&#x27;s approval"
+        in response.content.decode()
+    )
+    assert not plans.members.exists()
+
+    waiting = Client()
+    waiting.force_login(newcomer)
+    assert waiting.get(f"/?gallery={plans.pk}").status_code == 404  # not open to them yet
+    assert "Launch plans" not in waiting.get("/team/").content.decode()
+    AccountApproval.approve([newcomer])
+    assert waiting.get(f"/?gallery={plans.pk}").status_code == 200
+
+
 def test_an_address_two_accounts_share_asks_for_a_username(alice_client, plans):
     make_user("sam")
     make_user("samantha").__class__.objects.filter(username="samantha").update(

@@ -3,11 +3,21 @@
 - galleries: `Gallery`, `GalleryMember` and `Role`: who may see and fill a gallery
 - generations: `Generation` (the state machine), its `Image` rows, `Favourite`
 - sharing: `ShareLink`
-- accounts: what belongs to a person (`Quota`)
+- accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
+  `Invitation`s that bring people in
 - ops: `Lease` (pollers, heartbeats)
 """
 
-from gallery.models.accounts import Quota, is_team_member
+from gallery.models.accounts import (
+    AccountApproval,
+    Invitation,
+    OidcIdentity,
+    Quota,
+    approval_refusal,
+    is_awaiting_approval,
+    is_team_member,
+    team_members_q,
+)
 from gallery.models.galleries import (
     Gallery,
     GalleryMember,
@@ -34,6 +44,7 @@ from gallery.models.ops import Lease
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
 
 __all__ = [
+    "AccountApproval",
     "BACKGROUNDS",
     "IMAGE_SIZES",
     "MAX_IMAGES",
@@ -49,13 +60,18 @@ __all__ = [
     "IllegalTransition",
     "Image",
     "ImageQuerySet",
+    "Invitation",
     "Lease",
+    "OidcIdentity",
     "Quota",
     "Role",
     "ShareLink",
     "ShareLinkQuerySet",
+    "approval_refusal",
     "gallery_visible_to",
+    "is_awaiting_approval",
     "is_team_member",
     "new_share_token",
     "role_in_gallery",
+    "team_members_q",
 ]

@@ -13,11 +13,12 @@ the same rule through their gallery (`gallery_visible_to`, `role_in_gallery` wit
 """
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.db.models import Case, Exists, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
-from gallery.models.accounts import is_team_member
+from gallery.models.accounts import team_members_q
 
 
 class Role(models.TextChoices):
@@ -59,10 +60,10 @@ def gallery_visible_to(user, path=""):
         return Q(pk__in=[])
     prefix = _prefix(path)
     member = GalleryMember.objects.filter(gallery=OuterRef(f"{prefix}pk"), user=user)
-    visible = Q(**{f"{prefix}owner": user}) | Q(Exists(member))
-    if is_team_member(user):
-        visible |= Q(**{f"{prefix}visibility": Gallery.Visibility.TEAM})
-    return visible
+    # accounts.is_team_member, in the same query: active, and not waiting for approval.
+    in_team = get_user_model().objects.filter(team_members_q(), pk=user.pk)
+    open_to_them = Q(**{f"{prefix}visibility": Gallery.Visibility.TEAM}) & Q(Exists(in_team))
+    return Q(**{f"{prefix}owner": user}) | Q(Exists(member)) | open_to_them
 
 
 def role_in_gallery(user, path=""):

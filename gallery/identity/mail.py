@@ -1,0 +1,34 @@
+"""The e-mail Darkroom sends of its own: invitations (password reset mail is Django's)."""
+
+import logging
+import smtplib
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+logger = logging.getLogger("gallery.identity")
+
+
+class MailNotSent(Exception):
+    pass
+
+
+def send_invitation(request, invitation, token):
+    """E-mail the invitation's link; raises MailNotSent (the cause is logged, no secrets)."""
+    if not settings.EMAIL_ENABLED:
+        raise MailNotSent("no EMAIL_URL is set")
+    context = {
+        "invitation": invitation,
+        "link": request.build_absolute_uri(reverse("invitation_accept", args=[token])),
+        "site": request.get_host(),
+    }
+    subject = render_to_string("registration/invitation_subject.txt", context).strip()
+    body = render_to_string("registration/invitation_email.txt", context)
+    try:
+        send_mail(subject, body, None, [invitation.email])
+    except (smtplib.SMTPException, OSError) as exc:
+        # smtplib's messages hold the server's reply, never the password we sent.
+        logger.warning("Invitation e-mail to %s not sent: %s", invitation.email, exc)
+        raise MailNotSent(str(exc)) from None
