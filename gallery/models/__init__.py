@@ -4,7 +4,7 @@
 - generations: `Generation` (the state machine) and its `Image` rows
 - sharing: `ShareLink`
 - accounts: what belongs to a person (`Quota`)
-- ops: `Lease` (pollers, heartbeats)
+- ops: `Lease` (pollers, heartbeats), `MetricCounter` (/metrics)
 """
 
 from gallery.models.accounts import Quota, is_team_member
@@ -21,7 +21,7 @@ from gallery.models.generations import (
     IllegalTransition,
     Image,
 )
-from gallery.models.ops import Lease
+from gallery.models.ops import Lease, MetricCounter
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "IllegalTransition",
     "Image",
     "Lease",
+    "MetricCounter",
     "Quota",
     "ShareLink",
     "ShareLinkQuerySet",
