@@ -333,6 +333,9 @@ POLLS_PER_MINUTE = envfloat("POLLS_PER_MINUTE", 20.0)
 # The poller hands over to a fresh django-q2 task this often, so a cluster told to stop
 # is never held up for long by it.
 POLLER_HANDOVER_SECONDS = envfloat("POLLER_HANDOVER_SECONDS", 10.0)
+# `manage.py run_worker` gives the cluster this long to stop by itself, then kills what is
+# left of it (a poller hands over at once when told to stop, so a few seconds do).
+WORKER_STOP_SECONDS = envfloat("WORKER_STOP_SECONDS", 5.0)
 IMAGE_MAX_BYTES = envint("IMAGE_MAX_BYTES", 25 * 1024 * 1024)
 IMAGE_MAX_PIXELS = envint("IMAGE_MAX_PIXELS", 4096 * 4096)
 
