@@ -165,6 +165,9 @@ class Poller:
         self.answered = queue.SimpleQueue()  # (generation, Future) of calls that ended
         self.tally = Tally()
         self.typical = {}  # (quality, image_size) -> (looked up at, seconds or None)
+        # Transient failures of this poller's gateway calls in a row, whichever generation
+        # they were for: what tells an outage from one unlucky call (see _retry_in).
+        self.failures_in_a_row = 0
 
     def run(self):
         with ThreadPoolExecutor(settings.POLLER_CONCURRENCY, thread_name_prefix="poller") as pool:
@@ -289,6 +292,7 @@ class Poller:
 
     def _submitted(self, generation, future):
         error = future.exception()
+        self._count(error)
         self.tally.answer("submit", _kind(error))
         match error:
             case None:
@@ -319,6 +323,7 @@ class Poller:
 
     def _polled(self, generation, future):
         error = future.exception()
+        self._count(error)
         self.tally.answer("result", _kind(error))
         match error:
             case None:
@@ -383,9 +388,17 @@ class Poller:
 
     # Timing
 
+    def _count(self, error):
+        transient = isinstance(error, pixazo.TransientError | pixazo.UnknownRequest)
+        self.failures_in_a_row = self.failures_in_a_row + 1 if transient else 0
+
     def _retry_in(self, generation, error, base):
+        # The backoff grows with the failures in a row of this generation *and* of the
+        # gateway: in an outage both climb and every retry backs off to the longest wait;
+        # while other calls are answered, one that failed is retried soon (the poll budget
+        # still bounds a request that keeps failing on its own).
         return pixazo.retry_delay(
-            generation.transient_failures + 1,
+            min(generation.transient_failures + 1, self.failures_in_a_row),
             error.retry_after if isinstance(error, pixazo.PixazoError) else None,
             base=base,
             cap=settings.MAX_POLL_INTERVAL_SECONDS,

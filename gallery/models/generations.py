@@ -373,6 +373,7 @@ class Generation(models.Model):
             provider_metadata=metadata,
             processing_time_ms=processing_time_ms,
             provider_completed_at=now,
+            poll_count=self.poll_count + 1,
             claimed_at=now,
             error="",
             transient_failures=0,
