@@ -401,12 +401,25 @@ SUBMIT_CLAIM_SECONDS = envint("SUBMIT_CLAIM_SECONDS", 600)
 # and making thumbnails use as many processes. One per worker of a cluster by default; it
 # must be the same for every process of an installation.
 POLLER_SHARDS = max(1, envint("POLLER_SHARDS", Q_CLUSTER["workers"]))
-# Steps (submit, poll, download) each poller runs at once. Waiting on the provider needs
-# few threads, and more only contend for the interpreter when images are being checked.
+# Downloads (fetching, checking images, thumbnails) each poller runs at once: CPU work, so
+# few threads; more only contend for the interpreter. Gateway calls don't use these.
 POLLER_CONCURRENCY = envint("POLLER_CONCURRENCY", 4)
+# Gateway calls in flight at once, for the whole installation (each shard's poller gets its
+# share): waiting on the gateway is I/O and takes no thread, this only keeps from flooding it.
+GATEWAY_MAX_IN_FLIGHT = envint("GATEWAY_MAX_IN_FLIGHT", 64)
+# A submit unanswered this long may still have been queued: it fails rather than be resent.
+GATEWAY_READ_TIMEOUT_SECONDS = envfloat("GATEWAY_READ_TIMEOUT_SECONDS", 60.0)
+# A 404 to a poll this soon after the submit, before any poll was answered, may only mean
+# the gateway's queue has not caught up with its front door: poll again, don't give up.
+UNKNOWN_REQUEST_GRACE_SECONDS = envfloat("UNKNOWN_REQUEST_GRACE_SECONDS", 30.0)
+# Result polls per generation per minute, on average (after a first burst of 10).
+POLLS_PER_MINUTE = envfloat("POLLS_PER_MINUTE", 20.0)
 # The poller hands over to a fresh django-q2 task this often, so a cluster told to stop
 # is never held up for long by it.
 POLLER_HANDOVER_SECONDS = envfloat("POLLER_HANDOVER_SECONDS", 10.0)
+# `manage.py run_worker` gives the cluster this long to stop by itself, then kills what is
+# left of it (a poller hands over at once when told to stop, so a few seconds do).
+WORKER_STOP_SECONDS = envfloat("WORKER_STOP_SECONDS", 5.0)
 IMAGE_MAX_BYTES = envint("IMAGE_MAX_BYTES", 25 * 1024 * 1024)
 IMAGE_MAX_PIXELS = envint("IMAGE_MAX_PIXELS", 4096 * 4096)
 
@@ -446,6 +459,10 @@ def envprices(name, default):
 
 
 PRICE_TABLE = envprices("PRICE_TABLE", DEFAULT_PRICE_TABLE)
+
+# /metrics (Prometheus text) is off, answering 404, unless this is set; scrapers then send
+# it as a bearer token ("Authorization: Bearer ...").
+METRICS_TOKEN = env("METRICS_TOKEN")
 
 # /healthz calls the worker stale when its heartbeat (the every-minute watchdog task) is
 # older than this; django-q2 fires that schedule every 30 to 60 seconds or so.

@@ -47,3 +47,20 @@ def more_pollers_than_workers(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def a_gateway_call_for_each_poller(app_configs, **kwargs):
+    # Each shard's poller gets GATEWAY_MAX_IN_FLIGHT // POLLER_SHARDS calls, but at least
+    # one: below one per poller, the installation would exceed the ceiling it was given.
+    if settings.GATEWAY_MAX_IN_FLIGHT < settings.POLLER_SHARDS:
+        return [
+            Warning(
+                f"GATEWAY_MAX_IN_FLIGHT is {settings.GATEWAY_MAX_IN_FLIGHT} but there are "
+                f"{settings.POLLER_SHARDS} pollers, each of which makes at least one call at "
+                f"a time: up to {settings.POLLER_SHARDS} calls may be in flight",
+                hint="Set GATEWAY_MAX_IN_FLIGHT to at least POLLER_SHARDS.",
+                id="darkroom.W003",
+            )
+        ]
+    return []

@@ -1,19 +1,23 @@
 """The one place Darkroom talks to the Pixazo gateway (GPT-Image 1.5).
 
-`PixazoClient.submit(params)` queues a generation and returns its request id;
-`PixazoClient.result(request_id)` polls it. Every failure becomes a `PixazoError` that
-says whether trying again can help (`transient`), so callers never see httpx or
+`submit(params)` queues a generation and returns its request id; `result(request_id)`
+polls it. Every failure becomes a `PixazoError` that says whether trying again can help
+(`transient`) and what the gateway answered (`kind`), so callers never see httpx or
 KeyError. The contract is docs/gpt-image-1.5-api.md (shared as gpt-image-1.5-api.md).
 
-Retries happen here, bounded, with capped exponential backoff and full jitter, honouring
-Retry-After. A submit is only resent when it provably never reached the gateway
-(connection refused or timed out, 429, 5xx): after a read timeout or a dropped answer the
-generation may exist and be billed, so `SubmitOutcomeUnknown` is raised instead.
+Two clients read answers the same way. `AsyncPixazoClient` (through `GatewayCalls`, for
+callers in threads) makes one attempt per call, with a ceiling of calls in flight: the
+pipeline's poller uses it and schedules any retry itself (`retry_delay`), so no thread
+ever sleeps through a backoff. `PixazoClient` blocks and retries inline, bounded, for
+scripts and a shell. Either way a submit is only resent when it provably never reached the
+gateway (connection refused or timed out, 429, 5xx): after a read timeout or a dropped
+answer the generation may exist and be billed, so `SubmitOutcomeUnknown` is raised instead.
 
 The subscription key is sent in a header and nowhere else: it is never logged, never in
 an exception, never in repr().
 """
 
+import asyncio
 import email.utils
 import hashlib
 import logging
@@ -22,6 +26,7 @@ import random as _random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,6 +39,20 @@ logger = logging.getLogger("gallery.pixazo")
 SUBMIT_PATH = "/gpt-image-1-5-api-request"
 RESULT_PATH = "/gpt-image-1-5-api-request-result"
 MAX_PROVIDER_MESSAGE = 500
+
+
+# What the gateway answered, by kind, for counting (/metrics): a 2xx that was understood,
+# or what went wrong. `PixazoError.kind` is one of these too.
+ACCEPTED = "accepted"
+RATE_LIMITED = "429"
+SERVER_ERROR = "5xx"
+TIMEOUT = "timeout"
+UNREACHABLE = "unreachable"
+MALFORMED = "malformed"
+REFUSED = "refused"
+NOT_FOUND = "not_found"
+ANSWER_KINDS = (ACCEPTED, RATE_LIMITED, SERVER_ERROR, TIMEOUT, UNREACHABLE, MALFORMED, REFUSED)
+ANSWER_KINDS += (NOT_FOUND,)
 
 
 class Status(StrEnum):
@@ -75,6 +94,7 @@ class PixazoError(Exception):
     """A call to the gateway failed. `transient` says whether trying again may help."""
 
     transient = False
+    kind = REFUSED  # what the gateway answered, for counting (see ANSWER_KINDS)
 
     def __init__(
         self,
@@ -83,6 +103,7 @@ class PixazoError(Exception):
         status_code: int | None = None,
         provider_message: str | None = None,
         retry_after: float | None = None,
+        kind: str | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -90,6 +111,8 @@ class PixazoError(Exception):
         self.provider_message = provider_message
         self.retry_after = retry_after
         self.attempts = 1
+        if kind is not None:
+            self.kind = kind
 
     def __str__(self):
         return self.message
@@ -107,6 +130,8 @@ class TransientError(PixazoError):
 class MalformedResponse(TransientError):
     """The gateway answered 200 with something that is not the documented answer."""
 
+    kind = MALFORMED
+
 
 class PermanentError(PixazoError):
     """The gateway refused the request (400, other 4xx): sending it again will not help."""
@@ -117,7 +142,12 @@ class AuthenticationError(PermanentError):
 
 
 class UnknownRequest(PermanentError):
-    """404 on a result poll: the gateway does not know (or no longer keeps) this request."""
+    """404 on a result poll: the gateway does not know (or no longer keeps) this request.
+
+    A gateway whose queue lags behind its front door can answer so for a moment right after
+    accepting a request: the caller decides when it really means gone."""
+
+    kind = NOT_FOUND
 
 
 class SubmitOutcomeUnknown(PixazoError):
@@ -128,8 +158,160 @@ class SubmitOutcomeUnknown(PixazoError):
 # The client
 
 
-class PixazoClient:
-    """A thread-safe client for one gateway base URL and subscription key."""
+def retry_delay(
+    failures: int,
+    retry_after: float | None,
+    *,
+    base: float,
+    cap: float,
+    random: Callable[[], float] = _random.random,
+) -> float:
+    """Seconds to wait before trying again after `failures` transient failures in a row.
+
+    A Retry-After from the gateway is honoured exactly. Otherwise capped exponential
+    backoff (base, 2 base, 4 base, ... up to cap) with "equal jitter": somewhere in the
+    upper half of that ceiling, so many callers that failed together spread out, yet none
+    comes back at once and hammers a gateway that is struggling.
+    """
+    if retry_after is not None:
+        return retry_after
+    ceiling = min(cap, base * 2 ** (max(1, failures) - 1))
+    return ceiling / 2 + random() * ceiling / 2
+
+
+class _Gateway:
+    """What both clients share: the base URL, the headers, and how an answer (or the lack
+    of one) is read. Only sending differs: PixazoClient blocks, AsyncPixazoClient awaits."""
+
+    def __init__(self, base_url: str, api_key: str):
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError("the gateway base URL must start with http:// or https://")
+        if not api_key:
+            raise ValueError("a subscription key is required")
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        # Images are fetched by gallery.imaging from the provider's storage host, with a
+        # client of their own: this key goes to the gateway's two endpoints and nowhere else.
+        self._gateway_headers = {
+            "Content-Type": "application/json",
+            "Cache-Control": "no-cache",
+            "Ocp-Apim-Subscription-Key": api_key,
+        }
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.base_url}>"
+
+    # Reading the answers
+
+    def _submit_failed(self, exc: httpx.HTTPError, attempt: int) -> PixazoError:
+        """The error for a submit that got no answer."""
+        self._log_failure(SUBMIT_PATH, exc, attempt)
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            # The request never left: sending it again cannot create a second generation.
+            return TransientError(_describe(exc, "Could not reach the gateway"), kind=TIMEOUT)
+        if isinstance(exc, httpx.ConnectError):
+            return TransientError(_describe(exc, "Could not reach the gateway"), kind=UNREACHABLE)
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+            return PermanentError(_describe(exc, "Could not send the request"), kind=REFUSED)
+        # Read/write timeout, dropped connection: the gateway may have queued it.
+        return SubmitOutcomeUnknown(
+            _describe(exc, "The submit got no answer; the generation may have been queued"),
+            kind=TIMEOUT if isinstance(exc, httpx.TimeoutException) else UNREACHABLE,
+        )
+
+    def _submit_answer(self, response: httpx.Response, attempt: int) -> str:
+        self._log_response(SUBMIT_PATH, response, attempt)
+        if not response.is_success:
+            raise self._error_for(response, SUBMIT_PATH)
+        body = _json_object(response)
+        request_id = body.get("request_id") if body is not None else None
+        if not isinstance(request_id, str) or not request_id.strip():
+            # A 200 means it was probably accepted, but we cannot know the id: don't resend.
+            raise SubmitOutcomeUnknown(
+                "The gateway accepted the submit but its answer had no readable request id",
+                status_code=response.status_code,
+                kind=MALFORMED,
+            )
+        return request_id
+
+    def _result_failed(self, exc: httpx.HTTPError, attempt: int) -> PixazoError:
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+            return PermanentError(_describe(exc, "Could not send the request"), kind=REFUSED)
+        self._log_failure(RESULT_PATH, exc, attempt)
+        kind = TIMEOUT if isinstance(exc, httpx.TimeoutException) else UNREACHABLE
+        return TransientError(_describe(exc, "The result poll failed"), kind=kind)
+
+    def _result_answer(self, response: httpx.Response, request_id: str, attempt: int) -> Result:
+        self._log_response(RESULT_PATH, response, attempt)
+        if not response.is_success:
+            raise self._error_for(response, RESULT_PATH)
+        body = _json_object(response)
+        if body is None:
+            raise MalformedResponse(
+                "The gateway's result answer was not a JSON object",
+                status_code=response.status_code,
+            )
+        return parse_result(body, request_id)
+
+    def _error_for(self, response: httpx.Response, path: str) -> PixazoError:
+        status = response.status_code
+        message = self._provider_message(response)
+        detail = f": {message}" if message else ""
+        kwargs = {"status_code": status, "provider_message": message}
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429:
+            return TransientError(
+                f"The gateway is rate limiting requests (HTTP 429){detail}",
+                retry_after=retry_after,
+                kind=RATE_LIMITED,
+                **kwargs,
+            )
+        if status >= 500 or status == 408:
+            return TransientError(
+                f"The gateway had a server error (HTTP {status}){detail}",
+                retry_after=retry_after,
+                kind=SERVER_ERROR,
+                **kwargs,
+            )
+        if status in (401, 403):
+            return AuthenticationError(
+                f"The gateway refused the API key (HTTP {status}){detail}", **kwargs
+            )
+        if status == 404 and path == RESULT_PATH:
+            return UnknownRequest(
+                f"The gateway does not know this request (HTTP 404){detail}", **kwargs
+            )
+        if 400 <= status < 500:
+            return PermanentError(
+                f"The gateway refused the request (HTTP {status}){detail}", **kwargs
+            )
+        return PermanentError(f"The gateway gave an unexpected answer (HTTP {status})", **kwargs)
+
+    def _provider_message(self, response: httpx.Response) -> str | None:
+        body = _json_object(response)
+        text = body.get("error") if body is not None else None
+        if not isinstance(text, str) or not text.strip():
+            return None
+        return self._redact(text.strip()[:MAX_PROVIDER_MESSAGE])
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[redacted]")
+
+    def _log_response(self, path: str, response: httpx.Response, attempt: int) -> None:
+        logger.debug("POST %s -> %s (attempt %d)", path, response.status_code, attempt)
+
+    def _log_failure(self, path: str, exc: Exception, attempt: int) -> None:
+        logger.info("POST %s failed: %s (attempt %d)", path, type(exc).__name__, attempt)
+
+    @staticmethod
+    def _timeout(connect, read, write, pool) -> httpx.Timeout:
+        return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
+
+
+class PixazoClient(_Gateway):
+    """A blocking, thread-safe client for one gateway base URL and subscription key, with
+    bounded retries of its own (scripts, a shell). The pipeline uses GatewayCalls instead:
+    there a retry is the poller's schedule, never a sleep in a thread."""
 
     def __init__(
         self,
@@ -148,37 +330,20 @@ class PixazoClient:
         random: Callable[[], float] = _random.random,
         transport: httpx.BaseTransport | None = None,
     ):
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError("the gateway base URL must start with http:// or https://")
-        if not api_key:
-            raise ValueError("a subscription key is required")
+        super().__init__(base_url, api_key)
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self.base_url = base_url.rstrip("/")
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.retry_after_ceiling = retry_after_ceiling
         self._sleep = sleep
         self._random = random
-        self._api_key = api_key
-        # Images are fetched by gallery.imaging from the provider's storage host, with a
-        # client of their own: this key goes to the gateway's two endpoints and nowhere else.
-        self._gateway_headers = {
-            "Content-Type": "application/json",
-            "Cache-Control": "no-cache",
-            "Ocp-Apim-Subscription-Key": api_key,
-        }
         self._http = httpx.Client(
-            timeout=httpx.Timeout(
-                connect=connect_timeout, read=read_timeout, write=write_timeout, pool=pool_timeout
-            ),
+            timeout=self._timeout(connect_timeout, read_timeout, write_timeout, pool_timeout),
             follow_redirects=False,
             transport=transport,
         )
-
-    def __repr__(self):
-        return f"<PixazoClient {self.base_url}>"
 
     def close(self) -> None:
         self._http.close()
@@ -201,8 +366,7 @@ class PixazoClient:
 
     def result(self, request_id: str) -> Result:
         """Poll a generation. Read-only, so every transient failure is retried."""
-        if not isinstance(request_id, str) or not request_id:
-            raise ValueError("request_id must be a non-empty string")
+        _check_request_id(request_id)
         return self._with_retries(
             RESULT_PATH, lambda attempt: self._result_once(request_id, attempt)
         )
@@ -212,49 +376,16 @@ class PixazoClient:
     def _submit_once(self, params: dict, attempt: int) -> str:
         try:
             response = self._post(SUBMIT_PATH, params)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # The request never left: sending it again cannot create a second generation.
-            self._log_failure(SUBMIT_PATH, exc, attempt)
-            raise TransientError(_describe(exc, "Could not reach the gateway")) from None
-        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
-            raise PermanentError(_describe(exc, "Could not send the request")) from None
         except httpx.HTTPError as exc:
-            # Read/write timeout, dropped connection: the gateway may have queued it.
-            self._log_failure(SUBMIT_PATH, exc, attempt)
-            raise SubmitOutcomeUnknown(
-                _describe(exc, "The submit got no answer; the generation may have been queued")
-            ) from None
-        self._log_response(SUBMIT_PATH, response, attempt)
-        if not response.is_success:
-            raise self._error_for(response, SUBMIT_PATH)
-        body = _json_object(response)
-        request_id = body.get("request_id") if body is not None else None
-        if not isinstance(request_id, str) or not request_id.strip():
-            # A 200 means it was probably accepted, but we cannot know the id: don't resend.
-            raise SubmitOutcomeUnknown(
-                "The gateway accepted the submit but its answer had no readable request id",
-                status_code=response.status_code,
-            )
-        return request_id
+            raise self._submit_failed(exc, attempt) from None
+        return self._submit_answer(response, attempt)
 
     def _result_once(self, request_id: str, attempt: int) -> Result:
         try:
             response = self._post(RESULT_PATH, {"request_id": request_id})
-        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
-            raise PermanentError(_describe(exc, "Could not send the request")) from None
         except httpx.HTTPError as exc:
-            self._log_failure(RESULT_PATH, exc, attempt)
-            raise TransientError(_describe(exc, "The result poll failed")) from None
-        self._log_response(RESULT_PATH, response, attempt)
-        if not response.is_success:
-            raise self._error_for(response, RESULT_PATH)
-        body = _json_object(response)
-        if body is None:
-            raise MalformedResponse(
-                "The gateway's result answer was not a JSON object",
-                status_code=response.status_code,
-            )
-        return parse_result(body, request_id)
+            raise self._result_failed(exc, attempt) from None
+        return self._result_answer(response, request_id, attempt)
 
     # Plumbing
 
@@ -290,53 +421,104 @@ class PixazoClient:
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
         return self._random() * ceiling
 
-    def _error_for(self, response: httpx.Response, path: str) -> PixazoError:
-        status = response.status_code
-        message = self._provider_message(response)
-        detail = f": {message}" if message else ""
-        kwargs = {"status_code": status, "provider_message": message}
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status == 429:
-            return TransientError(
-                f"The gateway is rate limiting requests (HTTP 429){detail}",
-                retry_after=retry_after,
-                **kwargs,
-            )
-        if status >= 500 or status == 408:
-            return TransientError(
-                f"The gateway had a server error (HTTP {status}){detail}",
-                retry_after=retry_after,
-                **kwargs,
-            )
-        if status in (401, 403):
-            return AuthenticationError(
-                f"The gateway refused the API key (HTTP {status}){detail}", **kwargs
-            )
-        if status == 404 and path == RESULT_PATH:
-            return UnknownRequest(
-                f"The gateway does not know this request (HTTP 404){detail}", **kwargs
-            )
-        if 400 <= status < 500:
-            return PermanentError(
-                f"The gateway refused the request (HTTP {status}){detail}", **kwargs
-            )
-        return PermanentError(f"The gateway gave an unexpected answer (HTTP {status})", **kwargs)
 
-    def _provider_message(self, response: httpx.Response) -> str | None:
-        body = _json_object(response)
-        text = body.get("error") if body is not None else None
-        if not isinstance(text, str) or not text.strip():
-            return None
-        return self._redact(text.strip()[:MAX_PROVIDER_MESSAGE])
+class AsyncPixazoClient(_Gateway):
+    """An asyncio client: each call is one attempt, and at most `max_in_flight` calls are
+    on the wire at once (the rest wait their turn, no timeout running meanwhile), so many
+    generations can wait on the gateway together without flooding it."""
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "[redacted]")
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        max_in_flight: int,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        write_timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        super().__init__(base_url, api_key)
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._http = httpx.AsyncClient(
+            # The pool never makes a call wait (the semaphore does): no pool timeout.
+            timeout=self._timeout(connect_timeout, read_timeout, write_timeout, None),
+            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=64),
+            follow_redirects=False,
+            transport=transport,
+        )
 
-    def _log_response(self, path: str, response: httpx.Response, attempt: int) -> None:
-        logger.debug("POST %s -> %s (attempt %d)", path, response.status_code, attempt)
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
-    def _log_failure(self, path: str, exc: Exception, attempt: int) -> None:
-        logger.info("POST %s failed: %s (attempt %d)", path, type(exc).__name__, attempt)
+    async def submit(self, params: dict) -> str:
+        """One submit attempt; the errors mean what PixazoClient.submit's do."""
+        try:
+            response = await self._post(SUBMIT_PATH, params)
+        except httpx.HTTPError as exc:
+            raise self._submit_failed(exc, 1) from None
+        return self._submit_answer(response, 1)
+
+    async def result(self, request_id: str) -> Result:
+        """One poll attempt."""
+        _check_request_id(request_id)
+        try:
+            response = await self._post(RESULT_PATH, {"request_id": request_id})
+        except httpx.HTTPError as exc:
+            raise self._result_failed(exc, 1) from None
+        return self._result_answer(response, request_id, 1)
+
+    async def _post(self, path: str, payload: dict) -> httpx.Response:
+        async with self._slots:
+            self.in_flight += 1
+            try:
+                return await self._http.post(
+                    self.base_url + path, json=payload, headers=self._gateway_headers
+                )
+            finally:
+                self.in_flight -= 1
+
+
+class GatewayCalls:
+    """Gateway calls as I/O, for callers in any thread: an asyncio loop in a thread of its
+    own makes them with an AsyncPixazoClient, so waiting on the gateway takes no thread
+    per call, and each call returns a concurrent.futures.Future at once."""
+
+    def __init__(self, client_factory: Callable[[], AsyncPixazoClient]):
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="gateway-io", daemon=True
+        )
+        self._thread.start()
+
+        async def make():
+            return client_factory()  # inside the loop, which its semaphore belongs to
+
+        self.client = asyncio.run_coroutine_threadsafe(make(), self._loop).result()
+
+    def submit(self, params: dict) -> Future:
+        return asyncio.run_coroutine_threadsafe(self.client.submit(params), self._loop)
+
+    def result(self, request_id: str) -> Future:
+        return asyncio.run_coroutine_threadsafe(self.client.result(request_id), self._loop)
+
+    @property
+    def in_flight(self) -> int:
+        return self.client.in_flight
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.client.aclose(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+def _check_request_id(request_id: object) -> None:
+    if not isinstance(request_id, str) or not request_id:
+        raise ValueError("request_id must be a non-empty string")
 
 
 def _describe(exc: httpx.HTTPError, what: str) -> str:
@@ -442,27 +624,54 @@ def _optional_number(data: dict, name: str) -> float | None:
     return float(value)
 
 
-# The configured client
+# The configured clients
 
 
 _clients: dict[tuple[str, str], PixazoClient] = {}
+_gateway_calls: dict[tuple[str, str, int], GatewayCalls] = {}
 _clients_lock = threading.Lock()
 
 
+def _key(base_url: str, api_key: str) -> tuple[str, str]:
+    return base_url, hashlib.sha256(api_key.encode()).hexdigest()
+
+
 def default_client() -> PixazoClient:
-    """The client for settings.PIXAZO_BASE_URL and PIXAZO_API_KEY, one per process."""
+    """The blocking client for settings.PIXAZO_BASE_URL and PIXAZO_API_KEY, one per
+    process (a shell, a script: the pipeline uses gateway_calls())."""
     base_url, api_key = settings.PIXAZO_BASE_URL, settings.PIXAZO_API_KEY
-    cache_key = (base_url, hashlib.sha256(api_key.encode()).hexdigest())
     with _clients_lock:
-        client = _clients.get(cache_key)
+        client = _clients.get(_key(base_url, api_key))
         if client is None:
-            # A longer Retry-After than this is not slept through inline: the caller gets a
-            # TransientError carrying it and schedules the next attempt itself, so one
-            # rate-limited call never holds a poller thread (or a worker) for a minute.
-            client = _clients[cache_key] = PixazoClient(
+            client = _clients[_key(base_url, api_key)] = PixazoClient(
                 base_url, api_key, max_attempts=4, retry_after_ceiling=10
             )
         return client
+
+
+def gateway_calls() -> GatewayCalls:
+    """This process's GatewayCalls for the configured gateway: one attempt per call (the
+    poller schedules any retry), at most this poller's share of GATEWAY_MAX_IN_FLIGHT."""
+    base_url, api_key = settings.PIXAZO_BASE_URL, settings.PIXAZO_API_KEY
+    ceiling = max_in_flight_per_poller()
+    cache_key = (*_key(base_url, api_key), ceiling)
+    with _clients_lock:
+        calls = _gateway_calls.get(cache_key)
+        if calls is None:
+            calls = _gateway_calls[cache_key] = GatewayCalls(
+                lambda: AsyncPixazoClient(
+                    base_url,
+                    api_key,
+                    max_in_flight=ceiling,
+                    read_timeout=settings.GATEWAY_READ_TIMEOUT_SECONDS,
+                )
+            )
+        return calls
+
+
+def max_in_flight_per_poller() -> int:
+    # The ceiling is the installation's: each shard has one poller, so each gets its share.
+    return max(1, settings.GATEWAY_MAX_IN_FLIGHT // settings.POLLER_SHARDS)
 
 
 def submit(params: dict) -> str:

@@ -7,7 +7,11 @@ serves the images a COMPLETED answer points at. A job moves IN_QUEUE -> IN_PROGR
 COMPLETED (or FAILED when the prompt contains the fail marker) by time since submit.
 
 Faults (429 with Retry-After, 500, a 200 that is not JSON, a slow answer) can be injected
-at random rates or scripted exactly with `fail_next`, and only hit the two POST endpoints.
+at random rates, on every n-th submit or poll, or scripted exactly with `fail_next`, and
+only hit the two POST endpoints. A real gateway is slower and less literal than this: every
+answer can be made to take `answer_latency_seconds` (a proxy in front of a queue), and polls
+can be answered 404 for a moment after a submit (`unknown_for_seconds`, a queue that lags
+behind the front door that accepted the request).
 
 State lives in this process (a dict under a lock), so several web and worker processes
 can share one simulator. Standard library and Pillow only: no Django here.
@@ -101,6 +105,14 @@ class SimulatorConfig:
     image_base_url: str | None = None
     seed: int | None = None
     fail_next: list[int | str] = field(default_factory=list)
+    # Deterministic faults: a 429 (with Retry-After) on every n-th submit, a 500 on every
+    # n-th result poll (0: never). Counted over every call to that endpoint.
+    submit_429_every: int = 0
+    result_500_every: int = 0
+    # Every answer of the two POST endpoints takes this long (images are not delayed).
+    answer_latency_seconds: float = 0.0
+    # Polls answer 404 for this long after the submit, as if the request were unknown.
+    unknown_for_seconds: float = 0.0
     # IN_PROGRESS answers count queue_position down from this to 0.
     initial_queue_position: int = 3
     # fal keeps a finished result about an hour; older jobs are forgotten.
@@ -110,6 +122,17 @@ class SimulatorConfig:
     # provider's render farm does not slow its API. They run at a lower priority: a real
     # render farm does not take CPU from the app either, and here they share its machine.
     drawing_processes: int = 0
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One answer of the gateway endpoints: when the request arrived (time.monotonic()),
+    the path, the body (parsed JSON, or None) and the HTTP status of the answer."""
+
+    at: float
+    path: str
+    body: object
+    status: int
 
 
 @dataclass
@@ -139,6 +162,8 @@ class GatewaySimulator:
         self._requests_by_path: Counter[str] = Counter()
         self._received: list[object] = []
         self._request_log: list[tuple[str, str, dict]] = []
+        self._exchanges: list[Exchange] = []
+        self._calls_by_path: Counter[str] = Counter()
         self._in_flight = 0
         self._renderer = ThreadPoolExecutor(2, thread_name_prefix="simulator-render")
         self._drawing_processes = (
@@ -268,6 +293,16 @@ class GatewaySimulator:
         with self._lock:
             return list(self._request_log)
 
+    @property
+    def exchanges(self) -> list["Exchange"]:
+        """Every answer of the two POST endpoints, in the order they were sent."""
+        with self._lock:
+            return list(self._exchanges)
+
+    def _record(self, exchange: "Exchange") -> None:
+        with self._lock:
+            self._exchanges.append(exchange)
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no request is being handled (e.g. a slow answer still sleeping)."""
         with self._idle:
@@ -291,21 +326,28 @@ class GatewaySimulator:
             self._in_flight -= 1
             self._idle.notify_all()
 
-    def _next_fault(self) -> int | str | None:
-        fault = self._pick_fault()
+    def _next_fault(self, path: str) -> int | str | None:
+        fault = self._pick_fault(path)
         if fault is not None:
             with self._lock:
                 self._faults_served += 1
         return fault
 
-    def _pick_fault(self) -> int | str | None:
+    def _pick_fault(self, path: str) -> int | str | None:
         with self._lock:
             config = self._config
+            self._calls_by_path[path] += 1
             if config.fail_next:
                 fault = config.fail_next.pop(0)
                 if isinstance(fault, str) and fault.isdigit():
                     fault = int(fault)
                 return fault
+            for every, at, fault in (
+                (config.submit_429_every, SUBMIT_PATH, 429),
+                (config.result_500_every, RESULT_PATH, 500),
+            ):
+                if every and path == at and self._calls_by_path[path] % every == 0:
+                    return fault
             roll = self._random.random()
         threshold = 0.0
         for fault, rate in (
@@ -333,6 +375,9 @@ class GatewaySimulator:
         # drawing them on the first COMPLETED poll would delay that answer.
         self._renderer.submit(self._images, job)
         return job
+
+    def _unknown_yet(self, job: _Job) -> bool:
+        return time.monotonic() - job.submitted_at < self._config.unknown_for_seconds
 
     def _job(self, request_id: str) -> _Job | None:
         with self._lock:
@@ -423,6 +468,10 @@ class GatewaySimulator:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a burst of clients opening connections at once
+    # (a poller's calls in flight) would meet refused or reset connections, as no real
+    # gateway's front end does.
+    request_queue_size = 256
 
     def __init__(self, address, handler, simulator: GatewaySimulator):
         self.simulator = simulator
@@ -496,16 +545,23 @@ class _Handler(BaseHTTPRequestHandler):
         if not key or not hmac.compare_digest(key.encode(), simulator.config.api_key.encode()):
             return self._send_error(401)
 
-        fault = simulator._next_fault()
+        arrived = time.monotonic()
+        body = _decode(raw)
+        fault = simulator._next_fault(path)
+        if simulator.config.answer_latency_seconds:
+            time.sleep(simulator.config.answer_latency_seconds)
         if fault == "malformed":
+            simulator._record(Exchange(arrived, path, body, 200))
             return self._send(200, b'{"status": "IN_QUEUE", "request_', "application/json")
         if isinstance(fault, int):
             headers = {}
             if fault == 429:
                 headers["Retry-After"] = f"{simulator.config.retry_after_seconds:g}"
+            simulator._record(Exchange(arrived, path, body, fault))
             return self._send_error(fault, headers=headers)
 
         status, answer = self._answer(simulator, path, raw)
+        simulator._record(Exchange(arrived, path, body, status))
         if fault == "slow":
             time.sleep(simulator.config.slow_seconds)
         self._send_json(status, answer)
@@ -533,7 +589,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(request_id, str) or not request_id.strip():
             return 400, {"error": "Invalid request parameters: request_id is required"}
         job = simulator._job(request_id)
-        if job is None:
+        if job is None or simulator._unknown_yet(job):
             return 404, {"error": "Request not found"}
         return 200, simulator._status_answer(job, self._root_url())
 

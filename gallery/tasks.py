@@ -6,31 +6,39 @@ transaction commits, that the poller of its shard runs.
 Generations are split into POLLER_SHARDS shards by id, and each shard has one poller: a
 django-q2 task that holds the shard's lease, so exactly one runs per shard however many
 workers and hosts there are. Each tick it picks every generation of its shard whose next
-action is due and runs that step in a thread pool: submit (PENDING), poll (IN_QUEUE,
-IN_PROGRESS), download (DOWNLOADING). So hundreds of generations wait on the provider at
-once: the number in flight is not bounded by the worker count, and no worker sleeps
-through one generation's wait. Shards let the CPU work (checking images, thumbnails) use
-as many processes as there are pollers. Every few seconds a poller hands over to a fresh
-task, and it ends when nothing of its shard is left in flight.
+action is due: a submit (PENDING) or a poll (IN_QUEUE, IN_PROGRESS) becomes a gateway call
+made as I/O (`pixazo.GatewayCalls`: an asyncio loop, up to the poller's share of
+GATEWAY_MAX_IN_FLIGHT calls in flight, no thread per call); a download (DOWNLOADING), which
+checks images and makes thumbnails, runs in a small CPU-sized thread pool. Each answer is
+recorded as soon as it arrives, and whatever comes next is a time in the generation's
+`next_action_at`: the next poll, timed to the expected finish, or the retry after a passing
+fault (the gateway's Retry-After, else a capped backoff). So no thread ever sleeps through
+a generation's wait, and a retry costs nobody else's turn. Shards let the CPU work use as
+many processes as there are pollers. Every few seconds a poller hands over to a fresh task,
+and it ends when nothing of its shard is left in flight.
 
 Every step is safe to run twice: steps begin with a conditional status change that only
-one caller wins, and downloads write to fixed names that a rerun overwrites.
+one caller wins, and downloads write names of their own.
 """
 
 import logging
 import os
+import queue
 import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from functools import partial
 
 import httpx
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 from django_q.tasks import async_task
 
 from gallery import imaging, pixazo
+from gallery.metrics import Tally
 from gallery.models import Generation, Lease
 
 log = logging.getLogger("gallery.tasks")
@@ -42,7 +50,15 @@ KICK_SECONDS = 5
 WORKER_HEARTBEAT = "worker"
 LEASE_SECONDS = 10
 TICK_SECONDS = 0.1
-SHORT_WAIT_SECONDS = 2.0
+# Backoff after a passing fault: it starts small for polls (harmless to repeat), a little
+# larger for submits; both are capped at MAX_POLL_INTERVAL_SECONDS.
+POLL_RETRY_BASE_SECONDS = 0.25
+SUBMIT_RETRY_BASE_SECONDS = 0.5
+# How long what recent generations took is trusted before it is looked up again.
+TYPICAL_SECONDS_TTL = 30
+# Set by `manage.py run_worker` for the cluster it runs: the file appears when it is told
+# to stop, and pollers then hand over at once instead of running out their time.
+STOP_FILE_VARIABLE = "DARKROOM_STOP_FILE"
 S = Generation.Status
 
 
@@ -78,55 +94,25 @@ def watchdog():
 
 
 def run_poller(wait_for_lease=False, shard=0):
+    if cluster_stopping():
+        # This worker's cluster is on its way out: leave the shard to a poller elsewhere.
+        _hand_over(shard)
+        return "the cluster is stopping"
     lease = POLLER_LEASE.format(shard=shard)
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     if not _take_lease(lease, holder, wait_for_lease):
         return "another poller holds the lease"
     Lease.release(POLLER_KICK.format(shard=shard))
-    generations = Generation.objects.in_shard(shard)
-    # Hand over to a fresh task every few seconds: a cluster told to stop waits for the
-    # running task, so a poller that ran on would hold up every graceful shutdown.
-    budget = settings.POLLER_HANDOVER_SECONDS
-    started = last_renewal = time.monotonic()
-    last_sweep = 0.0
-    running = {}
-    with ThreadPoolExecutor(settings.POLLER_CONCURRENCY, thread_name_prefix="poller") as pool:
-        while True:
-            running = {pk: future for pk, future in running.items() if not future.done()}
-            now = time.monotonic()
-            if now - last_sweep > 2:
-                fail_overdue(generations)
-                last_sweep = now
-            if now - started > budget:
-                # The successor starts at once; steps still running here finish on their
-                # own (leaving the pool waits for them). Running a due step twice is safe.
-                Lease.release(lease, holder)
-                async_task("gallery.tasks.run_poller", shard=shard, group="poller")
-                return "time budget used, handed over"
-            due = generations.due().exclude(pk__in=list(running))
-            for generation in due[: settings.POLLER_CONCURRENCY * 4]:
-                pk = generation.pk
-                running[pk] = pool.submit(step, generation)
-                running[pk].add_done_callback(partial(_log_failure, pk))
-            if not running and not generations.in_flight().exists():
-                # Release first, then look once more: a submit that finished in between
-                # either sees the lease free and starts a poller, or is seen here.
-                Lease.release(lease, holder)
-                if not generations.in_flight().exists():
-                    return "idle"
-                if not Lease.acquire(lease, holder, LEASE_SECONDS):
-                    return "handed over"
-            if now - last_renewal >= 1:
-                if not Lease.acquire(lease, holder, LEASE_SECONDS):
-                    log.warning("the poller of shard %s lost its lease; stopping", shard)
-                    return "lease lost"
-                last_renewal = now
-            time.sleep(TICK_SECONDS)
+    return Poller(shard, lease, holder).run()
 
 
-def _log_failure(pk, future):
-    if future.exception() is not None:
-        log.error("generation %s: step failed", pk, exc_info=future.exception())
+def cluster_stopping():
+    stop_file = os.environ.get(STOP_FILE_VARIABLE)
+    return bool(stop_file) and os.path.exists(stop_file)
+
+
+def _hand_over(shard):
+    async_task("gallery.tasks.run_poller", shard=shard, group="poller")
 
 
 def _take_lease(lease, holder, wait):
@@ -164,133 +150,311 @@ def timesince_words(seconds):
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def step(generation):
-    """Do whatever is due for one generation; runs in the poller's threads."""
+# -- the poller ---------------------------------------------------------------------------
+
+
+class Poller:
+    """One run of a shard's poller (a django-q2 task holding the shard's lease)."""
+
+    def __init__(self, shard, lease, holder):
+        self.shard, self.lease, self.holder = shard, lease, holder
+        self.generations = Generation.objects.in_shard(shard)
+        self.gateway = pixazo.gateway_calls()
+        self.calls = {}  # pk -> (the generation as the call began, its Future)
+        self.downloads = {}  # pk -> Future in the pool
+        self.answered = queue.SimpleQueue()  # (generation, Future) of calls that ended
+        self.tally = Tally()
+        self.typical = {}  # (quality, image_size) -> (looked up at, seconds or None)
+        # Transient failures of this poller's gateway calls in a row, whichever generation
+        # they were for: what tells an outage from one unlucky call (see _retry_in).
+        self.failures_in_a_row = 0
+
+    def run(self):
+        with ThreadPoolExecutor(settings.POLLER_CONCURRENCY, thread_name_prefix="poller") as pool:
+            self.pool = pool
+            try:
+                return self._loop()
+            finally:
+                # Leaving the pool waits for running downloads; a call's answer is recorded
+                # (a submit's must be), or a poll is dropped (the successor polls again).
+                self._finish_calls()
+                self.tally.flush()
+
+    def _loop(self):
+        # Hand over to a fresh task every few seconds: a cluster told to stop waits for the
+        # running task, so a poller that ran on would hold up every graceful shutdown.
+        budget = settings.POLLER_HANDOVER_SECONDS
+        started = last_renewal = time.monotonic()
+        last_look = last_sweep = 0.0
+        while True:
+            # Wait for the next answer, or the next tick: an answer is recorded at once.
+            self._record_answers(timeout=max(0.0, last_look + TICK_SECONDS - time.monotonic()))
+            now = time.monotonic()
+            if now - last_look < TICK_SECONDS:
+                continue
+            last_look = now
+            self.downloads = {pk: f for pk, f in self.downloads.items() if not f.done()}
+            self.tally.flush_if_due()
+            if now - last_sweep > 2:
+                fail_overdue(self.generations)
+                last_sweep = now
+            stopping = cluster_stopping()
+            if stopping or now - started > budget:
+                # The successor starts at once (elsewhere, if this cluster is stopping);
+                # what runs here finishes on its own. Running a due step twice is safe.
+                Lease.release(self.lease, self.holder)
+                _hand_over(self.shard)
+                return "the cluster is stopping" if stopping else "time budget used, handed over"
+            self._start_due()
+            if not self.calls and not self.downloads and not self._work_left():
+                # Release first, then look once more: a submit that finished in between
+                # either sees the lease free and starts a poller, or is seen here.
+                Lease.release(self.lease, self.holder)
+                if not self._work_left():
+                    return "idle"
+                if not Lease.acquire(self.lease, self.holder, LEASE_SECONDS):
+                    return "handed over"
+            if now - last_renewal >= 1:
+                if not Lease.acquire(self.lease, self.holder, LEASE_SECONDS):
+                    log.warning("the poller of shard %s lost its lease; stopping", self.shard)
+                    return "lease lost"
+                last_renewal = now
+
+    def _work_left(self):
+        return self.generations.in_flight().exists()
+
+    # Starting steps
+
+    def _start_due(self):
+        call_room = 2 * self.gateway.client.max_in_flight - len(self.calls)
+        download_room = 4 * settings.POLLER_CONCURRENCY - len(self.downloads)
+        if call_room <= 0 and download_room <= 0:
+            return
+        busy = [*self.calls, *self.downloads]
+        due = self.generations.due().exclude(pk__in=busy).order_by("next_action_at")
+        for generation in due[: max(call_room, 0) + max(download_room, 0)]:
+            # `generation` is the row as just read, not read again: should anyone move it
+            # meanwhile (a cancel, the deadline sweep), the conditional status change each
+            # step begins with finds out and the step does nothing.
+            match generation.status:
+                case S.PENDING if call_room > 0:
+                    if generation.claim_for_submit():
+                        self._call(generation, self.gateway.submit(generation.provider_params()))
+                        call_room -= 1
+                case S.SUBMITTING:
+                    # A worker died between claiming and recording the provider's answer:
+                    # the request may have reached the provider, so it is never sent again.
+                    generation.fail(
+                        "Darkroom stopped while submitting this request and can't tell "
+                        "whether the provider received it, so it was not sent again (that "
+                        "could charge twice). Retry if you still want it."
+                    )
+                case S.IN_QUEUE | S.IN_PROGRESS if call_room > 0:
+                    self._call(generation, self.gateway.result(generation.request_id))
+                    call_room -= 1
+                case S.DOWNLOADING if download_room > 0:
+                    self._download(generation, reclaim=True)
+                    download_room -= 1
+
+    def _call(self, generation, future):
+        self.calls[generation.pk] = (generation, future)
+        future.add_done_callback(lambda done: self.answered.put((generation, done)))
+
+    def _download(self, generation, reclaim=False):
+        self.downloads[generation.pk] = self.pool.submit(
+            _in_pool_thread, download, generation, self.tally, reclaim
+        )
+
+    # Recording answers
+
+    def _record_answers(self, timeout):
+        try:
+            generation, future = self.answered.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while True:
+            self.calls.pop(generation.pk, None)
+            if not future.cancelled():
+                try:
+                    if generation.status == S.SUBMITTING:
+                        self._submitted(generation, future)
+                    else:
+                        self._polled(generation, future)
+                except DatabaseError:
+                    log.exception(
+                        "generation %s: could not record the gateway's answer", generation.pk
+                    )
+                    connection.close()
+            try:
+                generation, future = self.answered.get_nowait()
+            except queue.Empty:
+                return
+
+    def _submitted(self, generation, future):
+        error = future.exception()
+        self._count(error)
+        self.tally.answer("submit", _kind(error))
+        match error:
+            case None:
+                generation.mark_submitted(
+                    future.result(), first_poll_in=self._first_poll_in(generation)
+                )
+            case pixazo.AuthenticationError():
+                generation.fail(_key_refused(error))
+            case pixazo.PermanentError():
+                generation.fail(f"The gateway refused the request: {_provider_words(error)}")
+            case pixazo.TransientError():
+                # Provably never reached the provider (the client only says so then).
+                self.tally.retry("submit")
+                generation.defer_submit(
+                    f"The gateway is busy ({error}); trying again shortly.",
+                    self._retry_in(generation, error, SUBMIT_RETRY_BASE_SECONDS),
+                )
+            case _:
+                # SubmitOutcomeUnknown, or a bug of ours while reading the answer: either
+                # way the request may have been queued, and must not be sent again.
+                if not isinstance(error, pixazo.SubmitOutcomeUnknown):
+                    log.error("generation %s: submit failed", generation.pk, exc_info=error)
+                generation.fail(
+                    "The gateway did not confirm the request in time. It may still be made; "
+                    "Darkroom did not send it again so you are not charged twice. Retry if "
+                    "no image arrives."
+                )
+
+    def _polled(self, generation, future):
+        error = future.exception()
+        self._count(error)
+        self.tally.answer("result", _kind(error))
+        match error:
+            case None:
+                self._record_result(generation, future.result())
+            case pixazo.UnknownRequest() if generation.may_not_be_known_yet():
+                self.tally.retry("result")
+                generation.record_poll_failure(
+                    "The gateway does not list this request yet; checking again shortly.",
+                    self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS),
+                )
+            case pixazo.UnknownRequest():
+                generation.fail(
+                    f"The gateway no longer knows request {generation.request_id}; it may "
+                    "have expired. Retry to make the image again."
+                )
+            case pixazo.AuthenticationError():
+                generation.fail(_key_refused(error))
+            case pixazo.PermanentError():
+                generation.fail(f"The gateway refused the status check: {_provider_words(error)}")
+            case _:
+                # Polls are harmless to repeat; the deadline bounds how long we keep trying.
+                if not isinstance(error, pixazo.TransientError):
+                    log.error("generation %s: poll failed", generation.pk, exc_info=error)
+                self.tally.retry("result")
+                generation.record_poll_failure(
+                    f"The gateway is busy ({error}); checking again shortly.",
+                    self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS),
+                )
+
+    def _record_result(self, generation, result):
+        now = timezone.now()
+        if result.status in (S.IN_QUEUE, S.IN_PROGRESS):
+            if result.estimated_wait_minutes is not None:
+                expected = now + timedelta(minutes=result.estimated_wait_minutes)
+            else:
+                expected = self._typical_finish(generation)
+            generation.record_progress(
+                result.status,
+                queue_position=result.queue_position,
+                estimated_wait_minutes=result.estimated_wait_minutes,
+                next_in=generation.next_poll_delay(now, expected),
+            )
+        elif result.status == S.FAILED:
+            generation.fail(
+                f"The provider could not make this image: {result.error or 'no reason given'}"
+            )
+        elif result.status == S.COMPLETED:
+            # The client guarantees at least one image: a COMPLETED without any is malformed.
+            images = [
+                {
+                    "url": image.url,
+                    "width": image.width,
+                    "height": image.height,
+                    "content_type": image.content_type,
+                    "size_bytes": image.size_bytes,
+                }
+                for image in result.images
+            ]
+            # Download at once: the provider keeps results for as little as a few minutes.
+            if generation.start_download(images, result.metadata, result.processing_time_ms):
+                self._download(generation)
+
+    # Timing
+
+    def _count(self, error):
+        transient = isinstance(error, pixazo.TransientError | pixazo.UnknownRequest)
+        self.failures_in_a_row = self.failures_in_a_row + 1 if transient else 0
+
+    def _retry_in(self, generation, error, base):
+        # The backoff grows with the failures in a row of this generation *and* of the
+        # gateway: in an outage both climb and every retry backs off to the longest wait;
+        # while other calls are answered, one that failed is retried soon (the poll budget
+        # still bounds a request that keeps failing on its own).
+        return pixazo.retry_delay(
+            min(generation.transient_failures + 1, self.failures_in_a_row),
+            error.retry_after if isinstance(error, pixazo.PixazoError) else None,
+            base=base,
+            cap=settings.MAX_POLL_INTERVAL_SECONDS,
+        )
+
+    def _typical_seconds(self, generation):
+        key = (generation.quality, generation.image_size)
+        looked_up, seconds = self.typical.get(key, (None, None))
+        if looked_up is None or time.monotonic() - looked_up > TYPICAL_SECONDS_TTL:
+            seconds = Generation.objects.typical_provider_seconds(*key)
+            self.typical[key] = (time.monotonic(), seconds)
+        return seconds
+
+    def _typical_finish(self, generation):
+        seconds = self._typical_seconds(generation)
+        return None if seconds is None else generation.submitted_at + timedelta(seconds=seconds)
+
+    def _first_poll_in(self, generation):
+        # Halfway to when generations like it were done, or soon when there is no telling.
+        seconds = self._typical_seconds(generation)
+        first = settings.FIRST_POLL_SECONDS
+        return (
+            first
+            if seconds is None
+            else min(max(first, seconds / 2), settings.MAX_POLL_INTERVAL_SECONDS)
+        )
+
+    def _finish_calls(self):
+        for generation, future in self.calls.values():
+            if generation.status != S.SUBMITTING:
+                future.cancel()
+        deadline = time.monotonic() + settings.GATEWAY_READ_TIMEOUT_SECONDS + 15
+        while self.calls and time.monotonic() < deadline:
+            self._record_answers(timeout=0.5)
+
+
+# -- in the pool's threads ----------------------------------------------------------------
+
+
+def _in_pool_thread(function, *args):
     try:
-        _step(generation)
+        return function(*args)
     except DatabaseError:
         # Each pool thread keeps its own connection for the poller's life (reconnecting
         # every step costs more than the step); one that broke is dropped, not reused.
         connection.close()
         raise
+    except Exception:
+        log.exception("a poller step failed")
+        raise
 
 
-def _step(generation):
-    # `generation` is the row as the poller read it a moment ago, not read again: should
-    # anyone have moved it since (a cancel, the deadline sweep), the conditional status
-    # change each step begins with finds out and the step does nothing.
-    match generation.status:
-        case S.PENDING:
-            submit(generation)
-        case S.SUBMITTING:
-            # A worker died between claiming and recording the provider's answer: the
-            # request may have reached the provider, so it is never sent again.
-            generation.fail(
-                "Darkroom stopped while submitting this request and can't tell whether "
-                "the provider received it, so it was not sent again (that could charge "
-                "twice). Retry if you still want it."
-            )
-        case S.IN_QUEUE | S.IN_PROGRESS:
-            poll(generation)
-        case S.DOWNLOADING:
-            if generation.reclaim_download():
-                download(generation)
-
-
-# -- the steps ----------------------------------------------------------------------------
-
-
-def submit(generation):
-    if not generation.claim_for_submit():
-        return
-    try:
-        request_id = pixazo.submit(generation.provider_params())
-    except pixazo.SubmitOutcomeUnknown:
-        generation.fail(
-            "The gateway did not confirm the request in time. It may still be made; Darkroom "
-            "did not send it again so you are not charged twice. Retry if no image arrives."
-        )
-    except pixazo.AuthenticationError as exc:
-        generation.fail(_key_refused(exc))
-    except pixazo.PermanentError as exc:
-        generation.fail(f"The gateway refused the request: {_provider_words(exc)}")
-    except pixazo.TransientError as exc:
-        # Provably never reached the provider (the client only gives up with this then).
-        generation.defer_submit(
-            f"The gateway is busy ({exc}); trying again shortly.", exc.retry_after or 5
-        )
-    else:
-        generation.mark_submitted(request_id)
-
-
-def poll(generation):
-    try:
-        result = pixazo.result(generation.request_id)
-    except pixazo.UnknownRequest:
-        generation.fail(
-            f"The gateway no longer knows request {generation.request_id}; it may have "
-            "expired. Retry to make the image again."
-        )
-        return
-    except pixazo.AuthenticationError as exc:
-        generation.fail(_key_refused(exc))
-        return
-    except pixazo.PermanentError as exc:
-        generation.fail(f"The gateway refused the status check: {_provider_words(exc)}")
-        return
-    except pixazo.TransientError as exc:
-        # Polls are harmless to repeat; the deadline bounds how long we keep trying.
-        generation.record_progress(
-            generation.status,
-            queue_position=generation.queue_position,
-            estimated_wait_minutes=generation.estimated_wait_minutes,
-            next_in=exc.retry_after or settings.MAX_POLL_INTERVAL_SECONDS / 2,
-        )
-        return
-
-    if result.status in (S.IN_QUEUE, S.IN_PROGRESS):
-        generation.record_progress(
-            result.status,
-            queue_position=result.queue_position,
-            estimated_wait_minutes=result.estimated_wait_minutes,
-            next_in=poll_interval(result.estimated_wait_minutes, generation.poll_count),
-        )
-    elif result.status == S.FAILED:
-        generation.fail(
-            f"The provider could not make this image: {result.error or 'no reason given'}"
-        )
-    elif result.status == S.COMPLETED:
-        # The client guarantees at least one image: a COMPLETED without any is malformed.
-        images = [
-            {
-                "url": image.url,
-                "width": image.width,
-                "height": image.height,
-                "content_type": image.content_type,
-                "size_bytes": image.size_bytes,
-            }
-            for image in result.images
-        ]
-        # Download at once: the provider keeps results for as little as a few minutes.
-        if generation.start_download(images, result.metadata, result.processing_time_ms):
-            download(generation)
-
-
-def poll_interval(estimated_wait_minutes, poll_count):
-    """Soon after submit, then back off: along the provider's estimate when it gives one."""
-    if estimated_wait_minutes is not None:
-        remaining = estimated_wait_minutes * 60
-        # Halve the wait while it is long, in case the estimate is pessimistic; once it is
-        # a matter of seconds, look just after it ends (a poll sooner would most likely be
-        # wasted, and polls are what a provider rate-limits).
-        seconds = remaining / 2 if remaining > SHORT_WAIT_SECONDS else remaining + 0.1
-    else:
-        seconds = settings.FIRST_POLL_SECONDS * 1.5**poll_count
-    return min(max(seconds, settings.FIRST_POLL_SECONDS), settings.MAX_POLL_INTERVAL_SECONDS)
-
-
-def download(generation):
+def download(generation, tally, reclaim=False):
     """Copy every image into our storage, with thumbnails; all or nothing."""
+    if reclaim and not generation.reclaim_download():
+        return
     try:
         with ThreadPoolExecutor(len(generation.provider_images)) as pool:
             fetched = list(pool.map(_fetch, [image["url"] for image in generation.provider_images]))
@@ -300,7 +464,8 @@ def download(generation):
         else:
             generation.fail(f"An image from the provider was refused: {exc}. Nothing was stored.")
         return
-    generation.store_images(fetched)
+    if generation.store_images(fetched):
+        tally.stored((generation.completed_at - generation.requested_at).total_seconds())
 
 
 def _fetch(url):
@@ -326,6 +491,12 @@ def _storage_client():
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
     return _client
+
+
+def _kind(error):
+    if error is None:
+        return pixazo.ACCEPTED
+    return error.kind if isinstance(error, pixazo.PixazoError) else pixazo.MALFORMED
 
 
 def _key_refused(exc):

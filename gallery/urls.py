@@ -19,6 +19,7 @@ urlpatterns = [
     path("images/<int:pk>/", studio.image_detail, name="image_detail"),
     # Load balancers and uptime checks: no sign-in, nothing sensitive (issue: operations).
     path("healthz", ops.healthz, name="healthz"),
+    path("metrics", ops.metrics, name="metrics"),  # Prometheus, with METRICS_TOKEN only
     # Galleries, share links and moving generations between galleries (issue: galleries).
     path("galleries/", galleries.gallery_list, name="gallery_list"),
     path("galleries/new/", galleries.gallery_create, name="gallery_create"),

@@ -7,8 +7,9 @@ a real `qcluster` subprocess on the test database.
         assert pipeline.simulator.submissions == 1
 
 `pipeline` uses the transactional database (the worker is another process and must see
-committed rows). `make_pipeline(workers=..., **simulator_config)` builds one with other
-settings; `pipeline.kill()` SIGKILLs the worker, `pipeline.start_worker()` starts another.
+committed rows). `make_pipeline(workers=..., env=..., worker_command=..., **simulator_config)`
+builds one with other settings; `pipeline.kill()` SIGKILLs the worker,
+`pipeline.start_worker()` starts another.
 """
 
 import os
@@ -45,12 +46,13 @@ def database_url():
 
 
 class Pipeline:
-    def __init__(self, simulator, media_root, log_dir, workers=2, env=None):
+    def __init__(self, simulator, media_root, log_dir, workers=2, env=None, worker_command=None):
         self.simulator = simulator
         self.media_root = Path(media_root)
         self.log_dir = Path(log_dir)
         self.workers_per_cluster = workers
         self.extra_env = env or {}
+        self.worker_command = worker_command or ["manage.py", "qcluster"]
         self.processes = []
 
     def env(self):
@@ -70,7 +72,7 @@ class Pipeline:
     def start_worker(self):
         log = self.log_dir / f"qcluster-{len(self.processes)}.log"
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            [sys.executable, *self.worker_command],
             cwd=ROOT,
             env=self.env(),
             stdout=log.open("w"),
@@ -154,13 +156,15 @@ class Pipeline:
 def make_pipeline(transactional_db, make_simulator, settings, media_root, tmp_path):
     built = []
 
-    def make(*, workers=2, clusters=1, env=None, **simulator_config):
+    def make(*, workers=2, clusters=1, env=None, worker_command=None, **simulator_config):
         simulator = make_simulator(**simulator_config)
         settings.PIXAZO_BASE_URL = simulator.base_url
         settings.PIXAZO_API_KEY = SIMULATOR_TEST_KEY
         # This process asks for pollers as the web does: it must count shards as they do.
         settings.POLLER_SHARDS = workers
-        pipeline = Pipeline(simulator, media_root, tmp_path, workers=workers, env=env)
+        pipeline = Pipeline(
+            simulator, media_root, tmp_path, workers=workers, env=env, worker_command=worker_command
+        )
         built.append(pipeline)
         for _ in range(clusters):
             pipeline.start_worker()

@@ -275,7 +275,7 @@ def test_media_round_trips_through_s3_compatible_storage(s3_media):
 
 def test_the_compose_file_runs_the_image_commands_tested_here():
     compose = (ROOT / "compose.yaml").read_text()
-    assert '["python", "manage.py", "qcluster"]' in compose
+    assert '["python", "manage.py", "run_worker"]' in compose
     assert '["python", "manage.py", "migrate", "--noinput"]' in compose
     assert 'profiles: ["simulator"]' in compose
     assert "COMPOSE_PROFILES=simulator" in (ROOT / ".env.example").read_text()

@@ -10,6 +10,7 @@ from django_q.models import Task
 from PIL import Image as PILImage
 
 from gallery.models import Generation, Image
+from gallery.simulator import RESULT_PATH, SUBMIT_PATH
 from tests.http_hosts import QuietServer
 
 S = Generation.Status
@@ -88,6 +89,65 @@ def test_twenty_generations_complete_through_429s_and_500s_each_submitted_once(
     assert Image.objects.count() == 20
     # The faults really happened: the simulator answered some calls with errors.
     assert pipeline.simulator.faults_served > 5
+
+
+def test_faults_are_waited_out_on_the_pollers_schedule_never_in_a_sleeping_thread(
+    make_pipeline, alice, tmp_path
+):
+    """A 429 with Retry-After on every third submit, a 500 on every third poll.
+
+    Every `time.sleep` outside a main thread is written down in every qcluster process
+    (tests/sleep_audit.py): none may be a poller's thread waiting out a retry. And with a
+    single gateway call allowed in flight, the gateway goes on hearing other generations'
+    calls while a rate-limited one waits, which it could not if the wait held that call.
+    """
+    audit = tmp_path / "sleeps.log"
+    audit.touch()
+    pipeline = make_pipeline(
+        workers=1,
+        submit_429_every=3,
+        retry_after_seconds=1,
+        result_500_every=3,
+        env={"GATEWAY_MAX_IN_FLIGHT": "1", "SLEEP_AUDIT_FILE": str(audit)},
+        worker_command=["-m", "tests.sleep_audit", "qcluster"],
+    )
+    generations = [pipeline.create(alice, prompt=f"squall line {n}") for n in range(20)]
+    pipeline.wait_until_finished(generations, timeout=120)
+
+    assert {g.status for g in generations} == {S.COMPLETED}, [g.error for g in generations]
+    assert pipeline.simulator.submissions == 20
+    assert {g.submit_count for g in generations} == {1}
+    assert Image.objects.count() == 20
+    assert not any(g.error for g in generations)  # no stale "busy" note on a finished card
+
+    exchanges = pipeline.simulator.exchanges
+    submits = [e for e in exchanges if e.path == SUBMIT_PATH]
+    rate_limited = [e for e in submits if e.status == 429]
+    assert len(rate_limited) >= 6
+    assert len([e for e in exchanges if e.path == RESULT_PATH and e.status == 500]) >= 6
+    for refused in rate_limited:
+        prompt = refused.body["prompt"]
+        again = next(e for e in submits if e.at > refused.at and e.body["prompt"] == prompt)
+        # Retry-After honoured, and not by holding the one call allowed in flight.
+        assert again.at - refused.at >= 0.99
+        assert any(refused.at < e.at < again.at for e in exchanges if e.body != refused.body)
+
+    sleeps = audit.read_text().splitlines()
+    assert not [line for line in sleeps if " poller" in line or "gateway" in line], sleeps
+
+
+def test_a_gateway_whose_queue_lags_behind_its_front_door_loses_no_generation(make_pipeline, alice):
+    # Polls are answered 404 for the first 1.5 s after each submit, as a queue behind a
+    # proxy can before the id reaches it: that is no reason to give the request up.
+    pipeline = make_pipeline(unknown_for_seconds=1.5)
+    generations = [pipeline.create(alice, prompt=f"tide table {n}") for n in range(8)]
+    pipeline.wait_until_finished(generations)
+
+    assert {g.status for g in generations} == {S.COMPLETED}, [g.error for g in generations]
+    assert pipeline.simulator.submissions == 8
+    assert {g.submit_count for g in generations} == {1}
+    not_found = [e for e in pipeline.simulator.exchanges if e.status == 404]
+    assert len(not_found) >= 8
 
 
 def test_two_workers_run_a_poller_each_at_the_same_time(pipeline, alice):

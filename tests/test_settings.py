@@ -86,3 +86,13 @@ def test_more_pollers_than_workers_are_flagged(settings):
 
     settings.POLLER_SHARDS = 2
     assert more_pollers_than_workers(None) == []
+
+
+def test_a_gateway_ceiling_below_one_call_per_poller_is_warned_about(settings):
+    from gallery.checks import a_gateway_call_for_each_poller
+
+    settings.POLLER_SHARDS = 4
+    settings.GATEWAY_MAX_IN_FLIGHT = 64
+    assert a_gateway_call_for_each_poller(None) == []
+    settings.GATEWAY_MAX_IN_FLIGHT = 2
+    assert [w.id for w in a_gateway_call_for_each_poller(None)] == ["darkroom.W003"]

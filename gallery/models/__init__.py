@@ -5,7 +5,7 @@
 - sharing: `ShareLink`
 - accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
   `Invitation`s that bring people in
-- ops: `Lease` (pollers, heartbeats)
+- ops: `Lease` (pollers, heartbeats), `MetricCounter` (/metrics)
 """
 
 from gallery.models.accounts import (
@@ -40,7 +40,7 @@ from gallery.models.generations import (
     Image,
     ImageQuerySet,
 )
-from gallery.models.ops import Lease
+from gallery.models.ops import Lease, MetricCounter
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "ImageQuerySet",
     "Invitation",
     "Lease",
+    "MetricCounter",
     "OidcIdentity",
     "Quota",
     "Role",

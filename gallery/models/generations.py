@@ -35,6 +35,13 @@ OUTPUT_FORMATS = [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP")]
 PROMPT_MAX_LENGTH = 32_000
 MAX_IMAGES = 4
 
+# Poll timing (Generation.next_poll_delay): within this of the expected finish, poll just
+# after it; while overdue, poll at least this often at first.
+NEAR_FINISH_SECONDS = 2.0
+POLL_LAG_SECONDS = 0.05
+DENSE_POLL_SECONDS = 0.2
+POLL_BURST = 10
+
 
 class IllegalTransition(Exception):
     """A status change the state machine does not allow (a bug, or a stale request)."""
@@ -75,6 +82,22 @@ class GenerationQuerySet(models.QuerySet):
         """The shards these generations belong to, in order."""
         shards = self.annotate(shard=_shard()).order_by().values_list("shard", flat=True)
         return sorted(shards.distinct())
+
+    def typical_provider_seconds(self, quality, image_size, sample=20):
+        """How long the provider took (submit to seen COMPLETED) for the latest `sample`
+        generations of this quality and size: the median, or None without any."""
+        took = sorted(
+            (seen - submitted).total_seconds()
+            for seen, submitted in self.filter(
+                quality=quality,
+                image_size=image_size,
+                provider_completed_at__isnull=False,
+                submitted_at__isnull=False,
+            )
+            .order_by("-provider_completed_at")
+            .values_list("provider_completed_at", "submitted_at")[:sample]
+        )
+        return took[len(took) // 2] if took else None
 
     def due(self, now=None):
         now = now or timezone.now()
@@ -156,7 +179,11 @@ class Generation(models.Model):
     submit_count = models.PositiveSmallIntegerField(
         default=0, help_text="How many times the provider accepted this generation"
     )
-    poll_count = models.PositiveIntegerField(default=0)
+    poll_count = models.PositiveIntegerField(
+        default=0, help_text="Result polls sent, answered or not (each counts against the budget)"
+    )
+    # Transient failures of the current step (submit or poll) in a row: the backoff's exponent.
+    transient_failures = models.PositiveSmallIntegerField(default=0)
     next_action_at = models.DateTimeField(default=timezone.now, null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
 
@@ -164,6 +191,8 @@ class Generation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     requested_at = models.DateTimeField(default=timezone.now)  # reset by retry
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # The first poll the gateway answered: until then a 404 may only mean its queue lags.
+    provider_seen_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     provider_completed_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -278,8 +307,9 @@ class Generation(models.Model):
             next_action_at=now + timedelta(seconds=settings.SUBMIT_CLAIM_SECONDS),
         )
 
-    def mark_submitted(self, request_id):
+    def mark_submitted(self, request_id, first_poll_in=None):
         now = timezone.now()
+        first_poll_in = settings.FIRST_POLL_SECONDS if first_poll_in is None else first_poll_in
         return self._move(
             self.S.IN_QUEUE,
             # Only the claim's holder: after a cancel and a retry, a newer claim may be
@@ -290,16 +320,19 @@ class Generation(models.Model):
             submitted_at=now,
             claimed_at=None,
             error="",
-            next_action_at=now + timedelta(seconds=settings.FIRST_POLL_SECONDS),
+            transient_failures=0,
+            next_action_at=now + timedelta(seconds=first_poll_in),
         )
 
     def defer_submit(self, reason, delay_seconds):
-        """SUBMITTING -> PENDING: the request provably never reached the provider."""
+        """SUBMITTING -> PENDING: the request provably never reached the provider; the
+        poller tries again after `delay_seconds` (its backoff, or the gateway's Retry-After)."""
         return self._move(
             self.S.PENDING,
             expect={"claimed_at": self.claimed_at},
             error=reason,
             claimed_at=None,
+            transient_failures=self.transient_failures + 1,
             next_action_at=timezone.now() + timedelta(seconds=delay_seconds),
         )
 
@@ -311,10 +344,62 @@ class Generation(models.Model):
             "estimated_wait_minutes": estimated_wait_minutes,
             "poll_count": self.poll_count + 1,
             "next_action_at": now + timedelta(seconds=next_in),
+            # Answered: whatever note a passing failure left is stale now.
+            "transient_failures": 0,
+            "error": "",
         }
+        if self.provider_seen_at is None:
+            fields["provider_seen_at"] = now
         if status == self.S.IN_PROGRESS and self.started_at is None:
             fields["started_at"] = now
         return self._move(status, **fields)
+
+    def record_poll_failure(self, note, delay_seconds):
+        """A poll got no usable answer (a passing fault): say so on the card, and poll again
+        after `delay_seconds`, the poller's backoff. The deadline bounds how long."""
+        return self._move(
+            self.status,
+            error=note[:2000],
+            poll_count=self.poll_count + 1,
+            transient_failures=self.transient_failures + 1,
+            next_action_at=timezone.now() + timedelta(seconds=delay_seconds),
+        )
+
+    def may_not_be_known_yet(self, now=None):
+        """Whether a 404 to a poll can still mean only that the gateway's queue lags behind
+        its front door: no poll was answered yet, and the submit was a moment ago."""
+        now = now or timezone.now()
+        grace = timedelta(seconds=settings.UNKNOWN_REQUEST_GRACE_SECONDS)
+        return self.provider_seen_at is None and now - self.submitted_at < grace
+
+    def next_poll_delay(self, now, expected_finish):
+        """Seconds until this generation's next poll.
+
+        `expected_finish` is when the provider should be done (its own estimate, or what
+        recent generations like this one took), or None. Sparse well before it, halving
+        the wait in case it finishes early; just after it when it is near; dense while it
+        is overdue, spacing out as it gets later; never more than the poll budget allows.
+        """
+        if expected_finish is None:
+            delay = settings.FIRST_POLL_SECONDS * 1.5**self.poll_count
+        else:
+            remaining = (expected_finish - now).total_seconds()
+            if remaining > NEAR_FINISH_SECONDS:
+                delay = remaining / 2
+            elif remaining > 0:
+                delay = remaining + POLL_LAG_SECONDS
+            else:
+                delay = -remaining / 4
+        delay = min(max(delay, DENSE_POLL_SECONDS), settings.MAX_POLL_INTERVAL_SECONDS)
+        return max(delay, self._poll_budget_wait(now))
+
+    def _poll_budget_wait(self, now):
+        # A token bucket that starts with POLL_BURST polls and earns POLLS_PER_MINUTE more
+        # each minute since the submit: a 90 s job costs at most 10 + 1.5 x 20 polls.
+        polls_allowed_at = self.submitted_at + timedelta(
+            minutes=(self.poll_count + 1 - POLL_BURST) / settings.POLLS_PER_MINUTE
+        )
+        return (polls_allowed_at - now).total_seconds()
 
     def start_download(self, images, metadata, processing_time_ms):
         """The provider said COMPLETED: remember its answer and claim the download."""
@@ -325,7 +410,10 @@ class Generation(models.Model):
             provider_metadata=metadata,
             processing_time_ms=processing_time_ms,
             provider_completed_at=now,
+            poll_count=self.poll_count + 1,
             claimed_at=now,
+            error="",
+            transient_failures=0,
             queue_position=None,
             estimated_wait_minutes=None,
             next_action_at=now + timedelta(seconds=settings.DOWNLOAD_CLAIM_SECONDS),
@@ -398,11 +486,13 @@ class Generation(models.Model):
             processing_time_ms=None,
             requested_at=now,
             submitted_at=None,
+            provider_seen_at=None,
             started_at=None,
             provider_completed_at=None,
             failed_at=None,
             cancelled_at=None,
             poll_count=0,
+            transient_failures=0,
             next_action_at=now,
         )
 

@@ -1,9 +1,10 @@
-"""What keeps the pipeline running: leases held by one process at a time, heartbeats."""
+"""What keeps the pipeline running: leases held by one process at a time, heartbeats; and
+the counters /metrics reports."""
 
 from datetime import timedelta
 
-from django.db import models
-from django.db.models import Q
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 
@@ -55,3 +56,42 @@ class Lease(models.Model):
     @classmethod
     def last_beat(cls, name):
         return cls.objects.filter(name=name).values_list("renewed_at", flat=True).first()
+
+
+class MetricCounter(models.Model):
+    """A running total for /metrics that every process adds to (gallery.metrics.Tally).
+
+    Kept in the database, so the figures are right with any number of web and worker
+    processes on any number of hosts, and a scrape reads a few dozen rows however many
+    generations there are.
+    """
+
+    name = models.CharField(max_length=100)
+    # Prometheus labels as `name=value` pairs joined by commas, in a fixed order, e.g.
+    # "call=submit,kind=429"; the values are Darkroom's own words, never user input.
+    labels = models.CharField(max_length=200, blank=True)
+    value = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "labels"], name="metric_counter_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.name}{{{self.labels}}} {self.value:g}"
+
+    @classmethod
+    def add(cls, amounts):
+        """Add each of `amounts` ({(name, labels): amount}) to its counter."""
+        for (name, labels), amount in amounts.items():
+            rows = cls.objects.filter(name=name, labels=labels)
+            if rows.update(value=F("value") + amount):
+                continue
+            try:
+                with transaction.atomic():
+                    cls.objects.create(name=name, labels=labels, value=amount)
+            except IntegrityError:  # another process created it a moment ago
+                rows.update(value=F("value") + amount)
+
+    def label_values(self):
+        return dict(pair.split("=", 1) for pair in self.labels.split(",") if pair)

@@ -36,6 +36,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--image-base-url", default=None, help="storage host prefix for image URLs"
         )
+        parser.add_argument(
+            "--submit-429-every", type=int, default=0, help="a 429 on every n-th submit"
+        )
+        parser.add_argument(
+            "--result-500-every", type=int, default=0, help="a 500 on every n-th result poll"
+        )
+        parser.add_argument(
+            "--answer-latency", type=float, default=0.0, help="seconds every answer takes"
+        )
+        parser.add_argument(
+            "--unknown-for",
+            type=float,
+            default=0.0,
+            help="seconds after a submit during which polls answer 404",
+        )
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument(
             "--drawing-processes",
@@ -58,6 +73,10 @@ class Command(BaseCommand):
             slow_seconds=options["slow_seconds"],
             image_base_url=options["image_base_url"],
             seed=options["seed"],
+            submit_429_every=options["submit_429_every"],
+            result_500_every=options["result_500_every"],
+            answer_latency_seconds=options["answer_latency"],
+            unknown_for_seconds=options["unknown_for"],
             drawing_processes=options["drawing_processes"],
         )
         simulator = GatewaySimulator(config)
