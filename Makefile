@@ -80,12 +80,14 @@ lint: install-test
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-# The benchmarks: the pipeline's scaling, the zip's memory, and load on one machine
+# The benchmarks: the pipeline's scaling, what the page waits (in Debian's chromium), the
+# zip's memory, and load on one machine
 # (gunicorn, worker, simulator; loopback only) on SQLite and on PostgreSQL.
 # BENCH_ARGS="--users 20 --seconds 20" shortens the load run. Each prints its verdict.
-bench: install-test postgres
+bench: install-test postgres browser
 	@status=0; \
 	$(BIN)/python tests/benchmarks/bench_pipeline.py || status=1; \
+	$(BIN)/python tests/benchmarks/bench_page.py || status=1; \
 	$(BIN)/python tests/benchmarks/bench_zip.py || status=1; \
 	if $(HAVE_POSTGRES); then .ci/with-postgres $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; \
 	else $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; fi; \

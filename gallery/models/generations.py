@@ -230,6 +230,19 @@ class Generation(models.Model):
     def is_finished(self):
         return self.status in self.FINISHED
 
+    def next_change_in(self, now=None):
+        """Seconds until the pipeline may next change what this generation shows, for pages
+        that wait for it: 0 while a step is under way (a submit, a download), else until
+        its next action (a poll, a retry); None once it is finished."""
+        if self.is_finished:
+            return None
+        working = self.status == self.S.SUBMITTING or (
+            self.status == self.S.DOWNLOADING and not self.error  # not a postponed one
+        )
+        if working or self.next_action_at is None:
+            return 0.0
+        return max(0.0, (self.next_action_at - (now or timezone.now())).total_seconds())
+
     @property
     def can_retry(self):
         return self.status in (self.S.FAILED, self.S.CANCELLED)

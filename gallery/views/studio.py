@@ -17,6 +17,7 @@ from django.db.models import Max, Q, Subquery, prefetch_related_objects
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -35,11 +36,17 @@ from gallery.views.access import (
 # Cards per page: enough to fill a large screen twice, small enough to render fast.
 PAGE_SIZE = 24
 STUDIO = "gallery/studio.html"
-# Live updates: how often a page with unfinished cards asks (a change reaches it in
-# about half of this on average), and how often a gallery others add to asks while
-# nothing of it is unfinished. Hidden tabs ask far less often (static/js/darkroom.js).
-LIVE_BUSY_MS = 700
+# Live updates (static/js/darkroom.js times them). While a card is unfinished the page asks
+# just after the pipeline's next step for it can have landed: each answer says when that is
+# (the Darkroom-Next-In header: the soonest next action of its cards, 0 while a step is under
+# way) and the page asks LIVE_STEP_MS after it. That is also the soonest it asks again, a
+# wait that doubles while answers bring nothing new; and it asks at least every LIVE_MAX_MS
+# (for changes no step makes: a cancel in another tab). A gallery others add to asks every
+# LIVE_IDLE_MS while nothing of it is unfinished; hidden tabs ask far less often.
+LIVE_STEP_MS = 100
+LIVE_MAX_MS = 1000
 LIVE_IDLE_MS = 3000
+NEXT_IN_HEADER = "Darkroom-Next-In"
 # At most this many cards an update request names (a page holds 24 per "load more").
 LIVE_MAX_CARDS = 1000
 
@@ -130,9 +137,20 @@ def _live_config(request, context):
     return {
         "url": f"{reverse('studio_updates')}?{query.urlencode()}",
         "anchor": newest or 0,
-        "busy_ms": LIVE_BUSY_MS,
-        "idle_ms": LIVE_IDLE_MS if others_add else 0,
+        "next_in_ms": _next_change_in_ms(context["generations"]),
+        "timing": {
+            "max-ms": LIVE_MAX_MS,
+            "step-ms": LIVE_STEP_MS,
+            "idle-ms": LIVE_IDLE_MS if others_add else 0,
+        },
     }
+
+
+def _next_change_in_ms(generations):
+    """When the soonest of these generations may change (ms from now), "" when none can."""
+    now = timezone.now()
+    waits = [w for g in generations if (w := g.next_change_in(now)) is not None]
+    return round(min(waits) * 1000) if waits else ""
 
 
 def _compose_form(request, galleries, *, gallery=None):
@@ -227,10 +245,13 @@ def studio_updates(request):
         arrivals = _view_generations(request, filters).filter(pk__gt=anchor)
         new = list(arrivals.exclude(pk__in=[*watched, *known])[:PAGE_SIZE])
     if not (changed or gone or new):
-        return HttpResponse(status=204)
-    prefetch_related_objects([*changed, *new], "images")
-    context = {"changed": changed, "gone": gone, "new": new}
-    return render(request, f"{STUDIO}#updates", context)
+        response = HttpResponse(status=204)
+    else:
+        prefetch_related_objects([*changed, *new], "images")
+        context = {"changed": changed, "gone": gone, "new": new}
+        response = render(request, f"{STUDIO}#updates", context)
+    response[NEXT_IN_HEADER] = _next_change_in_ms([*current.values(), *new])
+    return response
 
 
 def _watched_cards(values):

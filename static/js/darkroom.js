@@ -95,25 +95,48 @@
   // #live-updates (in the studio's gallery partial) asks for all the page's cards at once:
   // each unfinished one with the version it shows (w=<pk>:<version>), and the cards that
   // arrived since the page was rendered (k=<pk>, newer than data-anchor), so the answer
-  // holds only what changed, out of band, or is a 204. It asks every data-busy-ms while a
-  // card is unfinished, every data-idle-ms while none is (0: not at all, nobody else adds
-  // to this view), at most every HIDDEN_MS while the tab is hidden, and backs off after
+  // holds only what changed, out of band, or is a 204. While a card is unfinished it asks
+  // just after the pipeline's next step can have landed (the answer's Darkroom-Next-In,
+  // plus data-step-ms), never sooner than data-step-ms (doubling while answers bring
+  // nothing) nor later than data-max-ms; with none unfinished, every data-idle-ms (0: not
+  // at all, nobody else adds
+  // to this view); at most every HIDDEN_MS while the tab is hidden; and it backs off after
   // failures. Cards added later (Generate, "load more") are found on the page: they join.
   var HIDDEN_MS = 10000;
   var MAX_BACKOFF_MS = 60000;
-  var live = { timer: null, due: 0, failures: 0, stopped: false };
+  var live = { timer: null, due: 0, failures: 0, quiet: 0, nextIn: null, stopped: false };
 
   function liveElement() {
     return document.getElementById("live-updates");
   }
 
-  function liveInterval(element) {
+  function timing(element, name) {
+    return Number(element.dataset[name]) || 0;
+  }
+
+  function parseNextIn(value) {
+    return value === null || value === undefined || value === "" ? null : Number(value);
+  }
+
+  function liveDelay(element) {
     if (live.stopped) return 0;
-    var unfinished = document.querySelector("#generation-grid .card[data-version]");
-    var ms = Number(unfinished ? element.dataset.busyMs : element.dataset.idleMs) || 0;
-    if (!ms) return 0;
+    var ms;
+    if (document.querySelector("#generation-grid .card[data-version]")) {
+      var max = timing(element, "maxMs");
+      var step = timing(element, "stepMs");
+      if (live.nextIn) {
+        ms = Math.min(live.nextIn + step, max); // just after the next step lands
+      } else {
+        // A step under way (or no telling): soon, then less often while nothing changes.
+        ms = Math.min(step * Math.pow(2, Math.min(live.quiet, 3)), max);
+      }
+    } else {
+      ms = timing(element, "idleMs");
+      if (!ms) return 0;
+    }
     if (document.hidden) ms = Math.max(ms, HIDDEN_MS);
-    return Math.min(ms * Math.pow(2, live.failures), MAX_BACKOFF_MS);
+    if (live.failures) ms = Math.min(Math.max(ms, 1000) * Math.pow(2, live.failures), MAX_BACKOFF_MS);
+    return ms;
   }
 
   function tick() {
@@ -122,19 +145,28 @@
     if (element) htmx.trigger(element, "darkroom:tick");
   }
 
+  // Asks at the time liveDelay gives, unless a request is already due sooner.
   function scheduleLive() {
     var element = liveElement();
-    var ms = element ? liveInterval(element) : 0;
+    var ms = element ? liveDelay(element) : 0;
     if (!ms) {
       clearTimeout(live.timer);
       live.timer = null;
       return;
     }
     var due = Date.now() + ms;
-    if (live.timer && live.due <= due) return; // already due sooner
+    if (live.timer && live.due <= due) return;
     clearTimeout(live.timer);
     live.due = due;
     live.timer = setTimeout(tick, ms);
+  }
+
+  // Whether an htmx event belongs to the live-update request (detail.elt is the element an
+  // event fires on: a swapped card for afterSettle; requestConfig.elt made the request).
+  function fromLiveUpdates(event) {
+    var detail = event.detail || {};
+    var element = (detail.requestConfig || {}).elt || detail.elt;
+    return !!element && element.id === "live-updates";
   }
 
   document.addEventListener("htmx:configRequest", function (event) {
@@ -154,31 +186,52 @@
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (event.detail.elt.id !== "live-updates") return;
-    var status = event.detail.xhr ? event.detail.xhr.status : 0;
-    // 404: the gallery is gone or no longer shared with us; asking again can't help.
+    if (!fromLiveUpdates(event)) return;
+    var xhr = event.detail.xhr;
+    var status = xhr ? xhr.status : 0;
+    // 404: the page's view is gone (signed out, say); asking again can't help.
     live.stopped = status === 404;
     live.failures = event.detail.successful ? 0 : Math.min(live.failures + 1, 6);
+    live.quiet = status === 204 ? live.quiet + 1 : 0;
+    live.nextIn = parseNextIn(xhr && xhr.getResponseHeader("Darkroom-Next-In"));
     dropDuplicateCards();
+    clearTimeout(live.timer); // this answer decides when to ask next
+    live.timer = null;
     scheduleLive();
   });
 
-  // Anything else that swapped cards in (Generate, "load more", a filter) may start it.
-  document.addEventListener("htmx:afterSettle", function () {
+  // Anything else that swapped cards in (Generate, "load more", a filter, Retry) may start
+  // it, or bring it forward: a new card is submitted at once.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (fromLiveUpdates(event)) return;
     dropDuplicateCards();
+    var element = liveElement();
+    if (event.detail && event.detail.target && event.detail.target.id === "gallery" && element) {
+      live.nextIn = parseNextIn(element.dataset.nextIn); // a new view: its own timing
+    } else {
+      live.nextIn = 0;
+    }
+    live.quiet = 0;
     scheduleLive();
   });
 
   document.addEventListener("visibilitychange", function () {
-    if (document.hidden) return;
+    var element = liveElement();
+    if (document.hidden || !element || !liveDelay(element)) return;
     clearTimeout(live.timer); // back in view: catch up now, then at the usual pace
     tick();
   });
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", scheduleLive);
-  } else {
+  function startLive() {
+    var element = liveElement();
+    live.nextIn = element ? parseNextIn(element.dataset.nextIn) : null;
     scheduleLive();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", startLive);
+  } else {
+    startLive();
   }
 
   // A card the Generate answer and an update both brought (they crossed): keep the first.

@@ -95,12 +95,10 @@ def row(measure, value, target="", ok=None):
     ROWS.append((measure, value, target, "" if ok is None else ("OK" if ok else "MISSED")))
 
 
-def print_rows():
+def print_rows(prefix="bench_pipeline"):
     widths = [max(len(str(r[i])) for r in ROWS) for i in range(4)]
     for r in ROWS:
-        print(
-            "bench_pipeline: " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))
-        )
+        print(f"{prefix}: " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
 def run_batch(owner, count):
