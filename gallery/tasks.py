@@ -50,10 +50,10 @@ KICK_SECONDS = 5
 WORKER_HEARTBEAT = "worker"
 LEASE_SECONDS = 10
 TICK_SECONDS = 0.1
-PLAN_MARGIN_SECONDS = 0.005
-# Backoff after a passing fault: it starts small for polls (harmless to repeat), a little
-# larger for submits; both are capped at MAX_POLL_INTERVAL_SECONDS.
-POLL_RETRY_BASE_SECONDS = 0.25
+# Backoff after a passing fault: it starts small for polls (harmless to repeat: a lone 5xx
+# among answered calls costs a tenth of a second), a little larger for submits; both grow
+# with the failures in a row and are capped at MAX_POLL_INTERVAL_SECONDS.
+POLL_RETRY_BASE_SECONDS = 0.1
 SUBMIT_RETRY_BASE_SECONDS = 0.5
 # How long what recent generations took is trusted before it is looked up again.
 TYPICAL_SECONDS_TTL = 30
@@ -169,10 +169,6 @@ class Poller:
         # Transient failures of this poller's gateway calls in a row, whichever generation
         # they were for: what tells an outage from one unlucky call (see _retry_in).
         self.failures_in_a_row = 0
-        # When the steps this poller scheduled itself fall due (monotonic seconds): it looks
-        # then rather than at the next tick, so a poll timed to the expected finish is sent
-        # on time. Work that others make due (a new generation) is found at the next tick.
-        self.planned = []
 
     def run(self):
         with ThreadPoolExecutor(settings.POLLER_CONCURRENCY, thread_name_prefix="poller") as pool:
@@ -192,15 +188,12 @@ class Poller:
         started = last_renewal = time.monotonic()
         last_look = last_sweep = 0.0
         while True:
-            # Wait for the next answer, the next planned step or the next tick, whichever
-            # comes first: an answer is recorded at once.
-            wake = min([last_look + TICK_SECONDS, *self.planned])
-            self._record_answers(timeout=max(0.0, wake - time.monotonic()))
+            # Wait for the next answer, or the next tick: an answer is recorded at once.
+            self._record_answers(timeout=max(0.0, last_look + TICK_SECONDS - time.monotonic()))
             now = time.monotonic()
-            if now < wake:
+            if now - last_look < TICK_SECONDS:
                 continue
             last_look = now
-            self.planned = [at for at in self.planned if at > now]
             self.downloads = {pk: f for pk, f in self.downloads.items() if not f.done()}
             self.tally.flush_if_due()
             if now - last_sweep > 2:
@@ -288,7 +281,6 @@ class Poller:
                         self._submitted(generation, future)
                     else:
                         self._polled(generation, future)
-                    self._plan(generation)
                 except DatabaseError:
                     log.exception(
                         "generation %s: could not record the gateway's answer", generation.pk
@@ -396,13 +388,6 @@ class Poller:
                 self._download(generation)
 
     # Timing
-
-    def _plan(self, generation):
-        """Remember when the step just scheduled for `generation` falls due."""
-        if generation.next_action_at is not None and not generation.is_finished:
-            wait = (generation.next_action_at - timezone.now()).total_seconds()
-            # A hair after it, so the database's clock agrees that it is due.
-            self.planned.append(time.monotonic() + max(wait, 0.0) + PLAN_MARGIN_SECONDS)
 
     def _count(self, error):
         transient = isinstance(error, pixazo.TransientError | pixazo.UnknownRequest)
