@@ -6,6 +6,7 @@ Screenshot for reviewers: test-artifacts/live-twelve-cards.png.
 
 import time
 from itertools import pairwise
+from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import expect
@@ -81,3 +82,37 @@ def test_several_generates_in_a_row_keep_the_console_clean(live_server, make_pip
     expect(page.locator('#generation-grid > article.card[data-status="COMPLETED"]')).to_have_count(
         4, timeout=15_000
     )
+
+
+def test_a_page_whose_session_ended_backs_off_instead_of_asking_again_at_once(
+    live_server, page, alice, request
+):
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from tests.test_studio import make_generation
+
+    # A card on its way whose next step is far off: the page asks about once a second.
+    make_generation(
+        alice,
+        status=Generation.Status.IN_PROGRESS,
+        next_action_at=timezone.now() + timedelta(hours=1),
+    )
+    request.addfinalizer(lambda: [g.cancel() for g in Generation.objects.unfinished()])
+    asked = []
+    page.on(
+        "request",
+        lambda r: asked.append(time.monotonic()) if urlparse(r.url).path == "/updates/" else 0,
+    )
+    sign_in(page, live_server, alice)
+    page.wait_for_timeout(1500)
+    assert asked, "the page asks while a card is unfinished"
+
+    Session.objects.all().delete()  # signed out elsewhere: answers are the sign-in page now
+    ended = time.monotonic()
+    page.wait_for_timeout(6000)
+    after = [when for when in asked if when > ended]
+    # 1 s, then 2 s, then 4 s apart: three at most in six seconds, not sixty.
+    assert 1 <= len(after) <= 3

@@ -99,9 +99,10 @@
   // just after the pipeline's next step can have landed (the answer's Darkroom-Next-In,
   // plus data-step-ms), never sooner than data-step-ms (doubling while answers bring
   // nothing) nor later than data-max-ms; with none unfinished, every data-idle-ms (0: not
-  // at all, nobody else adds
-  // to this view); at most every HIDDEN_MS while the tab is hidden; and it backs off after
-  // failures. Cards added later (Generate, "load more") are found on the page: they join.
+  // at all, nobody else adds to this view); at most every HIDDEN_MS while the tab is
+  // hidden; and it backs off after failures, and after answers that are not updates (the
+  // sign-in page, once the session has ended). Cards added later (Generate, "load more")
+  // are found on the page: they join.
   var HIDDEN_MS = 10000;
   var MAX_BACKOFF_MS = 60000;
   var live = { timer: null, due: 0, failures: 0, quiet: 0, nextIn: null, stopped: false };
@@ -189,11 +190,13 @@
     if (!fromLiveUpdates(event)) return;
     var xhr = event.detail.xhr;
     var status = xhr ? xhr.status : 0;
-    // 404: the page's view is gone (signed out, say); asking again can't help.
+    var header = xhr ? xhr.getResponseHeader("Darkroom-Next-In") : null;
+    // 404: the page's view is gone; asking again can't help.
     live.stopped = status === 404;
-    live.failures = event.detail.successful ? 0 : Math.min(live.failures + 1, 6);
+    var answered = event.detail.successful && header !== null;
+    live.failures = answered ? 0 : Math.min(live.failures + 1, 6);
     live.quiet = status === 204 ? live.quiet + 1 : 0;
-    live.nextIn = parseNextIn(xhr && xhr.getResponseHeader("Darkroom-Next-In"));
+    live.nextIn = parseNextIn(header);
     dropDuplicateCards();
     clearTimeout(live.timer); // this answer decides when to ask next
     live.timer = null;
