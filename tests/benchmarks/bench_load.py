@@ -195,6 +195,19 @@ async def drive(base_url, session_keys, args):
     return results
 
 
+def stop_all(processes):
+    """SIGTERM each process's group (started with start_new_session), SIGKILL what stays."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def percentile(values, share):
     if not values:
         return float("nan")
@@ -285,15 +298,7 @@ def run_one(database, database_url, args, workdir):
             text=True,
         ).stdout.splitlines()[-1]
     finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_all(processes)
 
     log_text = "\n".join(path.read_text(errors="replace") for path in logs.values())
     elapsed = results.finished - results.started

@@ -23,7 +23,6 @@ Prints its rows and exits 1 when a target is missed.
 import argparse
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks.bare_client import median_bare_generation_seconds  # noqa: E402
-from tests.benchmarks.bench_load import free_port, wait_for_port  # noqa: E402
-from tests.benchmarks.bench_pipeline import ROWS, print_rows, row  # noqa: E402
+from tests.benchmarks.bench_load import free_port, stop_all, wait_for_port  # noqa: E402
+from tests.benchmarks.bench_pipeline import ROWS, create_batch, print_rows, row  # noqa: E402
 
 KEY = "bench-subscription-key"
 PREFIX = "/gpt-image-1-5-api-923/v1"
@@ -110,33 +109,6 @@ def session_for(user):
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.create()
     return session.session_key
-
-
-def make_batch(owner, count):
-    """`count` generations made at once, as a script through the API would (one commit)."""
-    from django.db import transaction
-
-    from gallery import tasks
-    from gallery.forms import GenerationForm
-
-    made = []
-    with transaction.atomic():
-        for n in range(count):
-            form = GenerationForm(
-                {
-                    "prompt": f"lag benchmark {n}",
-                    "image_size": "1024x1024",
-                    "background": "auto",
-                    "quality": "low",
-                    "num_images": 1,
-                    "output_format": "png",
-                },
-                owner=owner,
-            )
-            assert form.is_valid(), form.errors
-            made.append(form.save())
-            tasks.enqueue_submit(made[-1])
-    return made
 
 
 def timeline(pk, shown_wall):
@@ -242,7 +214,7 @@ def main():
                 updates = []
                 page.on("request", lambda r: updates.append(r.url) if "/updates/" in r.url else 0)
                 started = time.monotonic()
-                batch = make_batch(owner, BATCH)
+                batch = create_batch(owner, BATCH, prompt="lag benchmark")
                 page.goto(f"{base}/")
                 ids = [f"generation-{g.pk}" for g in batch]
                 page.wait_for_function(
@@ -254,15 +226,7 @@ def main():
                 shown = page.evaluate("window.__completed")
                 browser.close()
         finally:
-            for process in processes:
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            stop_all(processes)
 
         stored = dict(
             Generation.objects.filter(pk__in=[g.pk for g in batch]).values_list(

@@ -101,21 +101,20 @@ def print_rows(prefix="bench_pipeline"):
         print(f"{prefix}: " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
-def run_batch(owner, count):
+def create_batch(owner, count, prompt="benchmark lighthouse"):
+    """`count` generations validated and saved as the studio does, in one transaction so
+    all of them reach the pipeline at the same instant ("submitted at once")."""
     from django.db import transaction
 
     from gallery import tasks
     from gallery.forms import GenerationForm
-    from gallery.models import Generation
 
-    # Validated and saved like the studio does, in one transaction so all of them reach the
-    # pipeline at the same instant ("submitted at once"); the clock starts as they commit.
-    pks = []
+    made = []
     with transaction.atomic():
         for n in range(count):
             form = GenerationForm(
                 {
-                    "prompt": f"benchmark lighthouse {n}",
+                    "prompt": f"{prompt} {n}",
                     "image_size": "1024x1024",
                     "background": "auto",
                     "quality": "low",
@@ -125,10 +124,17 @@ def run_batch(owner, count):
                 owner=owner,
             )
             assert form.is_valid(), form.errors
-            generation = form.save()
-            tasks.enqueue_submit(generation)
-            pks.append(generation.pk)
-        started = time.monotonic()
+            made.append(form.save())
+            tasks.enqueue_submit(made[-1])
+    return made
+
+
+def run_batch(owner, count):
+    from gallery.models import Generation
+
+    # The clock starts as the batch commits.
+    pks = [generation.pk for generation in create_batch(owner, count)]
+    started = time.monotonic()
     batch = Generation.objects.filter(pk__in=pks)
     while batch.exclude(status__in=Generation.FINISHED).exists():
         if time.monotonic() - started > 300:
