@@ -368,7 +368,9 @@ Q_CLUSTER = {
     "workers": envint("Q_WORKERS", 2),
     "timeout": 120,
     "retry": 150,
-    "poll": 0.1,
+    # How often the cluster looks for new tasks: a Generate whose shard has no poller
+    # running waits this long, at most, for one (a look is one indexed query).
+    "poll": 0.05,
     "save_limit": 250,
     "queue_limit": 50,
     "catch_up": False,

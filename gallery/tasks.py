@@ -21,6 +21,7 @@ Every step is safe to run twice: steps begin with a conditional status change th
 one caller wins, and downloads write names of their own.
 """
 
+import heapq
 import logging
 import os
 import queue
@@ -50,6 +51,12 @@ KICK_SECONDS = 5
 WORKER_HEARTBEAT = "worker"
 LEASE_SECONDS = 10
 TICK_SECONDS = 0.1
+# A step the poller timed itself (a retry after Retry-After, a poll at the expected finish)
+# is started when due rather than at the next tick, but looks come no closer together
+# than this: a batch's steps, due a few milliseconds apart, share one look.
+MIN_LOOK_SECONDS = 0.02
+# A planned look comes this much after the time planned, so that the row is due by then.
+LOOK_SLACK_SECONDS = 0.003
 # Backoff after a passing fault: it starts small for polls (harmless to repeat: a lone 5xx
 # among answered calls costs a tenth of a second), a little larger for submits; both grow
 # with the failures in a row and are capped at MAX_POLL_INTERVAL_SECONDS.
@@ -105,6 +112,19 @@ def run_poller(wait_for_lease=False, shard=0):
         return "another poller holds the lease"
     Lease.release(POLLER_KICK.format(shard=shard))
     return Poller(shard, lease, holder).run()
+
+
+def next_look(last_look, planned):
+    """When a poller that last looked for due work at `last_look` (monotonic seconds) looks
+    again: at the plain tick, which finds what others asked for (a new generation, a retry
+    by hand), or sooner for a step it timed itself (`planned`, a heap of due times; those
+    the last look saw are dropped), but never sooner than MIN_LOOK_SECONDS after it."""
+    while planned and planned[0] <= last_look:
+        heapq.heappop(planned)
+    tick = last_look + TICK_SECONDS
+    if not planned:
+        return tick
+    return min(tick, max(planned[0], last_look + MIN_LOOK_SECONDS))
 
 
 def cluster_stopping():
@@ -169,6 +189,7 @@ class Poller:
         # Transient failures of this poller's gateway calls in a row, whichever generation
         # they were for: what tells an outage from one unlucky call (see _retry_in).
         self.failures_in_a_row = 0
+        self.planned = []  # a heap of monotonic times at which a step it timed falls due
 
     def run(self):
         with ThreadPoolExecutor(settings.POLLER_CONCURRENCY, thread_name_prefix="poller") as pool:
@@ -188,10 +209,10 @@ class Poller:
         started = last_renewal = time.monotonic()
         last_look = last_sweep = 0.0
         while True:
-            # Wait for the next answer, or the next tick: an answer is recorded at once.
-            self._record_answers(timeout=max(0.0, last_look + TICK_SECONDS - time.monotonic()))
+            # Wait for the next answer, or the next look: an answer is recorded at once.
+            self._record_answers(timeout=max(0.0, self._next_look(last_look) - time.monotonic()))
             now = time.monotonic()
-            if now - last_look < TICK_SECONDS:
+            if now < self._next_look(last_look):
                 continue
             last_look = now
             self.downloads = {pk: f for pk, f in self.downloads.items() if not f.done()}
@@ -221,6 +242,14 @@ class Poller:
                     return "lease lost"
                 last_renewal = now
 
+    def _next_look(self, last_look):
+        return next_look(last_look, self.planned)
+
+    def _plan(self, delay_seconds):
+        """A step of this poller's timing falls due in `delay_seconds`: look then."""
+        heapq.heappush(self.planned, time.monotonic() + delay_seconds + LOOK_SLACK_SECONDS)
+        return delay_seconds
+
     def _work_left(self):
         return self.generations.in_flight().exists()
 
@@ -233,15 +262,18 @@ class Poller:
             return
         busy = [*self.calls, *self.downloads]
         due = self.generations.due().exclude(pk__in=busy).order_by("next_action_at")
-        for generation in due[: max(call_room, 0) + max(download_room, 0)]:
+        due = list(due[: max(call_room, 0) + max(download_room, 0)])
+        # The submits first, claimed together: a batch posted at once is sent at once.
+        submits = [g.pk for g in due if g.status == S.PENDING][: max(call_room, 0)]
+        if submits:
+            for generation in self.generations.filter(pk__in=submits).claim_for_submit():
+                self._call(generation, self.gateway.submit(generation.provider_params()))
+                call_room -= 1
+        for generation in due:
             # `generation` is the row as just read, not read again: should anyone move it
             # meanwhile (a cancel, the deadline sweep), the conditional status change each
             # step begins with finds out and the step does nothing.
             match generation.status:
-                case S.PENDING if call_room > 0:
-                    if generation.claim_for_submit():
-                        self._call(generation, self.gateway.submit(generation.provider_params()))
-                        call_room -= 1
                 case S.SUBMITTING:
                     # A worker died between claiming and recording the provider's answer:
                     # the request may have reached the provider, so it is never sent again.
@@ -259,7 +291,10 @@ class Poller:
 
     def _call(self, generation, future):
         self.calls[generation.pk] = (generation, future)
-        future.add_done_callback(lambda done: self.answered.put((generation, done)))
+        # When the answer came, not when it is recorded, is what a Retry-After counts from.
+        future.add_done_callback(
+            lambda done: self.answered.put((generation, done, time.monotonic()))
+        )
 
     def _download(self, generation, reclaim=False):
         self.downloads[generation.pk] = self.pool.submit(
@@ -270,7 +305,7 @@ class Poller:
 
     def _record_answers(self, timeout):
         try:
-            generation, future = self.answered.get(timeout=timeout)
+            generation, future, arrived = self.answered.get(timeout=timeout)
         except queue.Empty:
             return
         while True:
@@ -278,27 +313,27 @@ class Poller:
             if not future.cancelled():
                 try:
                     if generation.status == S.SUBMITTING:
-                        self._submitted(generation, future)
+                        self._submitted(generation, future, arrived)
                     else:
-                        self._polled(generation, future)
+                        self._polled(generation, future, arrived)
                 except DatabaseError:
                     log.exception(
                         "generation %s: could not record the gateway's answer", generation.pk
                     )
                     connection.close()
             try:
-                generation, future = self.answered.get_nowait()
+                generation, future, arrived = self.answered.get_nowait()
             except queue.Empty:
                 return
 
-    def _submitted(self, generation, future):
+    def _submitted(self, generation, future, arrived):
         error = future.exception()
         self._count(error)
         self.tally.answer("submit", _kind(error))
         match error:
             case None:
                 generation.mark_submitted(
-                    future.result(), first_poll_in=self._first_poll_in(generation)
+                    future.result(), first_poll_in=self._plan(self._first_poll_in(generation))
                 )
             case pixazo.AuthenticationError():
                 generation.fail(_key_refused(error))
@@ -309,7 +344,9 @@ class Poller:
                 self.tally.retry("submit")
                 generation.defer_submit(
                     f"The gateway is busy ({error}); trying again shortly.",
-                    self._retry_in(generation, error, SUBMIT_RETRY_BASE_SECONDS),
+                    self._plan(
+                        self._retry_in(generation, error, SUBMIT_RETRY_BASE_SECONDS, arrived)
+                    ),
                 )
             case _:
                 # SubmitOutcomeUnknown, or a bug of ours while reading the answer: either
@@ -322,7 +359,7 @@ class Poller:
                     "no image arrives."
                 )
 
-    def _polled(self, generation, future):
+    def _polled(self, generation, future, arrived):
         error = future.exception()
         self._count(error)
         self.tally.answer("result", _kind(error))
@@ -333,7 +370,7 @@ class Poller:
                 self.tally.retry("result")
                 generation.record_poll_failure(
                     "The gateway does not list this request yet; checking again shortly.",
-                    self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS),
+                    self._plan(self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS, arrived)),
                 )
             case pixazo.UnknownRequest():
                 generation.fail(
@@ -351,7 +388,7 @@ class Poller:
                 self.tally.retry("result")
                 generation.record_poll_failure(
                     f"The gateway is busy ({error}); checking again shortly.",
-                    self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS),
+                    self._plan(self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS, arrived)),
                 )
 
     def _record_result(self, generation, result):
@@ -365,7 +402,7 @@ class Poller:
                 result.status,
                 queue_position=result.queue_position,
                 estimated_wait_minutes=result.estimated_wait_minutes,
-                next_in=generation.next_poll_delay(now, expected),
+                next_in=self._plan(generation.next_poll_delay(now, expected)),
             )
         elif result.status == S.FAILED:
             generation.fail(
@@ -393,17 +430,19 @@ class Poller:
         transient = isinstance(error, pixazo.TransientError | pixazo.UnknownRequest)
         self.failures_in_a_row = self.failures_in_a_row + 1 if transient else 0
 
-    def _retry_in(self, generation, error, base):
+    def _retry_in(self, generation, error, base, arrived):
         # The backoff grows with the failures in a row of this generation *and* of the
         # gateway: in an outage both climb and every retry backs off to the longest wait;
         # while other calls are answered, one that failed is retried soon (the poll budget
         # still bounds a request that keeps failing on its own).
-        return pixazo.retry_delay(
+        delay = pixazo.retry_delay(
             min(generation.transient_failures + 1, self.failures_in_a_row),
             error.retry_after if isinstance(error, pixazo.PixazoError) else None,
             base=base,
             cap=settings.MAX_POLL_INTERVAL_SECONDS,
         )
+        # Counted from the answer: recording it may have waited behind others.
+        return max(0.0, delay - (time.monotonic() - arrived))
 
     def _typical_seconds(self, generation):
         key = (generation.quality, generation.image_size)

@@ -92,6 +92,21 @@ def test_only_one_worker_can_claim_a_generation_for_submission(alice):
     assert Generation.objects.get(pk=generation.pk).status == S.SUBMITTING
 
 
+def test_a_burst_is_claimed_together_and_a_row_moved_meanwhile_is_left_alone(alice):
+    burst = [make(alice) for _ in range(5)]
+    burst[1].cancel()
+    burst[2].claim_for_submit()  # another claim got there first
+    claimed = Generation.objects.filter(pk__in=[g.pk for g in burst]).claim_for_submit()
+
+    assert sorted(g.pk for g in claimed) == sorted(g.pk for g in (burst[0], *burst[3:]))
+    # As the single claim leaves its instance: the answer can be recorded on it.
+    assert all(g.status == S.SUBMITTING and g.claimed_at for g in claimed)
+    assert claimed[0].mark_submitted("opaque-id-b1")
+    assert Generation.objects.get(pk=burst[1].pk).status == S.CANCELLED
+    # The earlier claim still holds: its answer is the one that counts.
+    assert burst[2].mark_submitted("opaque-id-b2")
+
+
 def test_the_provider_accepting_it_counts_one_submission(alice):
     generation = make(alice)
     generation.claim_for_submit()

@@ -1,13 +1,15 @@
 """When the poller acts next: polls timed to the expected finish within a budget, retries
 after a passing fault, and how long a 404 may mean only that the gateway's queue lags."""
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from gallery import tasks
 from gallery.models import Generation
-from gallery.pixazo import retry_delay
+from gallery.pixazo import TransientError, retry_delay
 
 
 def submitted(seconds_ago, polls=0, seen=False):
@@ -34,7 +36,7 @@ def test_overdue_polls_start_dense_and_space_out():
     generation, now = submitted(5)
     soon = generation.next_poll_delay(now, now - timedelta(seconds=0.1))
     later = generation.next_poll_delay(now, now - timedelta(seconds=8))
-    assert soon == pytest.approx(0.2)
+    assert soon == pytest.approx(0.1)  # as often as a script polling every 0.1 s
     assert later == pytest.approx(2.0)
 
 
@@ -60,3 +62,26 @@ def test_a_404_may_mean_a_lagging_queue_only_just_after_the_submit_and_before_an
     assert submitted(1)[0].may_not_be_known_yet()
     assert not submitted(1, seen=True)[0].may_not_be_known_yet()
     assert not submitted(31)[0].may_not_be_known_yet()
+
+
+def test_a_retry_after_counts_from_the_answer_not_from_when_it_was_recorded():
+    # Recording a burst's answers takes a moment: one that waited 0.3 s in line has
+    # 0.7 s of its Retry-After: 1 left, so the resend goes 1 s after the 429 came.
+    poller = tasks.Poller(0, "lease", "holder")
+    refused = TransientError("rate limited", status_code=429, retry_after=1.0)
+    arrived = time.monotonic() - 0.3
+    left = poller._retry_in(Generation(transient_failures=0), refused, 0.5, arrived)
+    assert left == pytest.approx(0.7, abs=0.05)
+    assert poller._retry_in(Generation(), refused, 0.5, time.monotonic() - 5) == 0
+
+
+def test_a_step_the_poller_timed_is_started_when_due_not_at_the_next_tick():
+    last_look = 100.0
+    planned = [99.0, 100.04, 100.05]
+    assert tasks.next_look(last_look, planned) == pytest.approx(100.04)
+    assert planned == [100.04, 100.05]  # what the last look saw is dropped
+    # Steps due together share one look, never closer than MIN_LOOK_SECONDS apart.
+    assert tasks.next_look(last_look, [100.001, 100.002]) == last_look + tasks.MIN_LOOK_SECONDS
+    # Nothing timed, or nothing before the tick: the tick, which finds new work.
+    assert tasks.next_look(last_look, []) == last_look + tasks.TICK_SECONDS
+    assert tasks.next_look(last_look, [107.0]) == last_look + tasks.TICK_SECONDS

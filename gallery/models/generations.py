@@ -39,7 +39,7 @@ MAX_IMAGES = 4
 # after it; while overdue, poll at least this often at first.
 NEAR_FINISH_SECONDS = 2.0
 POLL_LAG_SECONDS = 0.05
-DENSE_POLL_SECONDS = 0.2
+DENSE_POLL_SECONDS = 0.1
 POLL_BURST = 10
 
 
@@ -98,6 +98,22 @@ class GenerationQuerySet(models.QuerySet):
             .values_list("provider_completed_at", "submitted_at")[:sample]
         )
         return took[len(took) // 2] if took else None
+
+    def claim_for_submit(self):
+        """PENDING -> SUBMITTING for every PENDING row of these, in one UPDATE, so a burst
+        of submits goes out together rather than one write apart (on SQLite a write can
+        wait milliseconds for the lock). Returns the rows claimed, as
+        Generation.claim_for_submit leaves its instance."""
+        now = timezone.now()
+        with transaction.atomic():
+            # One transaction: the rows read back are exactly those this UPDATE moved.
+            self.filter(status=Generation.S.PENDING).update(
+                status=Generation.S.SUBMITTING,
+                updated_at=now,
+                claimed_at=now,
+                next_action_at=now + timedelta(seconds=settings.SUBMIT_CLAIM_SECONDS),
+            )
+            return list(self.filter(status=Generation.S.SUBMITTING, claimed_at=now))
 
     def due(self, now=None):
         now = now or timezone.now()
