@@ -381,15 +381,25 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Share, invitation and reset tokens are in URLs, and URLs are in log lines.
+    "filters": {"redact_secrets": {"()": "gallery.redaction.RedactSecrets"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",  # containers and honcho collect stdout
             "formatter": "plain",
+            "filters": ["redact_secrets"],
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # Django's own lines (its default sends them to a handler of its own while DEBUG
+        # is on) and the development server's request lines: the redacting handler only.
+        "django": {"level": "INFO"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # The generation pipeline (see gallery/tasks.py).

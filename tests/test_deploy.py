@@ -91,6 +91,18 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def wait_until_listening(port, server, log, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def production_server(tmp_path_factory):
     """gunicorn started by the Dockerfile's CMD, after its collectstatic, with DEBUG off."""
@@ -109,15 +121,7 @@ def production_server(tmp_path_factory):
     with log.open("w") as out:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+        wait_until_listening(port, server, log)
         yield {"url": f"http://127.0.0.1:{port}", "port": port, "env": env, "log": log}
     finally:
         server.send_signal(signal.SIGTERM)
@@ -162,6 +166,66 @@ def test_production_sends_plain_http_to_https(production_server):
     )
     assert response.status_code == 301
     assert response.headers["location"] == f"https://{HOST}/accounts/login/"
+
+
+def visit_urls_with_secrets(client):
+    """Ask for what carries a secret in its URL: a shared image (with its page as the
+    referer, as a browser sends it), an invitation, a password reset, a sign-in callback.
+    Returns the secrets, and what the log should say instead."""
+    share, invitation, reset, code, state = (secrets.token_urlsafe(24) for _ in range(5))
+    client.get(f"/s/{share}/images/7/thumbnail/", headers={"Referer": f"https://{HOST}/s/{share}/"})
+    client.get(f"/accounts/invite/{invitation}/")
+    client.get(f"/accounts/reset/MQ/{reset}/")
+    client.get(f"/accounts/oidc/callback/?code={code}&state={state}")
+    shown = [
+        "/s/[redacted]/images/7/thumbnail/",
+        f"https://{HOST}/s/[redacted]/",
+        "/accounts/invite/[redacted]/",
+        "/accounts/reset/MQ/[redacted]/",
+        "callback/?code=[redacted]&state=[redacted]",
+    ]
+    return [share, invitation, reset, code, state], shown
+
+
+def wait_for_lines(log, expected, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not all(line in log.read_text() for line in expected) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return log.read_text()
+
+
+def test_production_logs_show_urls_without_their_tokens(production_server):
+    with behind_the_proxy(production_server) as client:
+        hidden, shown = visit_urls_with_secrets(client)
+    text = wait_for_lines(production_server["log"], shown)
+    # gunicorn's access lines (request line and referer) and Django's "Not Found: ..." lines
+    assert all(line in text for line in shown), text
+    assert "Not Found: /s/[redacted]/images/7/thumbnail/" in text, text
+    assert not [secret for secret in hidden if secret in text], text
+
+
+def test_the_development_server_logs_urls_without_their_tokens(tmp_path):
+    # `make run`'s web process (the Procfile's), on a database of its own.
+    env = {**os.environ, "DARKROOM_DATA_DIR": str(tmp_path), "DEBUG": "1", "LOG_LEVEL": "INFO"}
+    env.pop("DATABASE_URL", None)
+    assert manage(env, "migrate", "--noinput").returncode == 0
+    port, log = free_port(), tmp_path / "runserver.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            **{"cwd": ROOT, "env": env, "stdout": out, "stderr": subprocess.STDOUT},
+        )
+    try:
+        wait_until_listening(port, server, log)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            hidden, shown = visit_urls_with_secrets(client)
+        request_lines = [line for line in shown if not line.startswith("https:")]
+        text = wait_for_lines(log, request_lines)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert all(line in text for line in request_lines), text
+    assert not [secret for secret in hidden if secret in text], text
 
 
 def test_the_image_health_check_follows_the_worker_heartbeat(production_server):

@@ -285,7 +285,8 @@ def run_one(database, database_url, args, workdir):
         start("worker", [PYTHON, "manage.py", "qcluster"])
         web, log = start(
             "web",
-            ["gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{web_port}", "--access-logfile", "-"],
+            ["gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{web_port}", "--access-logfile", "-"]
+            + ["--logger-class", "gallery.redaction.AccessLog"],  # as the Dockerfile's CMD
         )
         wait_for_port(web_port, web, log)
         results = asyncio.run(drive(f"http://127.0.0.1:{web_port}", keys, args))

@@ -1,0 +1,88 @@
+"""Secrets that travel in URLs never reach a log.
+
+A share link's token, an invitation's, a password reset's are in the path (`<token>` in
+gallery/urls.py and gallery/urls_accounts.py); a sign-in's authorization code and state
+are in the OpenID Connect callback's query. Servers log the request line, 404s log the
+path, and the referer of every image on a shared page is that page's URL. So every log
+line is passed through `redact_text`: the process's console handler has the
+`RedactSecrets` filter (config/settings.py LOGGING, which also sends the development
+server's request lines there), and gunicorn's logs are written through `AccessLog`
+(`--logger-class gallery.redaction.AccessLog`, as the Dockerfile starts it).
+
+Which path segments are secret is read from the URL patterns, so a new `<token>` URL is
+covered as it is added.
+"""
+
+import logging
+import re
+from functools import lru_cache
+
+from django.urls import Resolver404, resolve
+from gunicorn import glogging
+
+HIDDEN = "[redacted]"
+# URL parameters (`<name>` in a pattern) whose value is a secret.
+SECRET_URL_PARAMETERS = frozenset({"token"})
+# Query parameters whose value is a secret: OpenID Connect's code and state, tokens.
+SECRET_QUERY_PARAMETERS = frozenset({"code", "state", "token", "session_state"})
+
+# A path, with the scheme and host before it when it is a whole URL, up to a space or quote.
+_URL = re.compile(r"(https?://[^/\s\"'<>]+)?(/[^\s\"'<>]*)")
+_QUERY_SECRET = re.compile(
+    r"(^|[&;])(" + "|".join(sorted(SECRET_QUERY_PARAMETERS)) + r")=[^&;#]*", re.IGNORECASE
+)
+
+
+def redact_text(text):
+    """`text` with the secret parts of every URL in it replaced by HIDDEN."""
+    if "/" not in text:
+        return text
+    return _URL.sub(lambda m: (m.group(1) or "") + redact_target(m.group(2)), text)
+
+
+def redact_target(target):
+    """A request target (path, query, fragment) with its secrets replaced by HIDDEN."""
+    path, question, query = target.partition("?")
+    if question:
+        query = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}={HIDDEN}", query)
+    return _redact_path(path) + question + query
+
+
+# Log lines repeat their paths (and the slashes of user agents and dates): resolving each
+# anew would cost a tenth of a millisecond a line.
+@lru_cache(maxsize=4096)
+def _redact_path(path):
+    try:
+        parameters = resolve(path).kwargs
+    except Resolver404:
+        return path  # no pattern matched it, so it names no token
+    except Exception:
+        # Without the URL patterns (settings not loaded) there is no telling: say nothing.
+        return HIDDEN
+    secrets = {str(v) for k, v in parameters.items() if k in SECRET_URL_PARAMETERS}
+    if not secrets:
+        return path
+    # A parameter fills whole segments (the `str` converter stops at "/").
+    return "/".join(HIDDEN if segment in secrets else segment for segment in path.split("/"))
+
+
+class RedactSecrets(logging.Filter):
+    """A handler filter: the record's message with every URL's secrets hidden."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+class AccessLog(glogging.Logger):
+    """gunicorn's logger, with both of its logs redacted: the access log's whole line (the
+    request line, the referer, whatever else its format names) and the error log's."""
+
+    def setup(self, cfg):
+        super().setup(cfg)  # (re)makes the handlers, also when gunicorn reopens its logs
+        for handler in (*self.access_log.handlers, *self.error_log.handlers):
+            if not any(isinstance(f, RedactSecrets) for f in handler.filters):
+                handler.addFilter(RedactSecrets())
