@@ -380,8 +380,17 @@ Q_CLUSTER = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Share, invitation and reset tokens are in URLs, and URLs are in log lines.
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # The development server's own look for its request lines.
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    # Share, invitation and reset tokens are in URLs, and URLs are in log lines: every
+    # handler redacts them.
     "filters": {"redact_secrets": {"()": "gallery.redaction.RedactSecrets"}},
     "handlers": {
         "console": {
@@ -389,16 +398,20 @@ LOGGING = {
             "stream": "ext://sys.stdout",  # containers and honcho collect stdout
             "formatter": "plain",
             "filters": ["redact_secrets"],
-        }
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
-        # Django's own lines (its default sends them to a handler of its own while DEBUG
-        # is on) and the development server's request lines: the redacting handler only.
+        # Django's default gives these handlers of its own, which would not redact.
         "django": {"level": "INFO"},
-        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -282,7 +282,7 @@ def run_one(database, database_url, args, workdir):
             [PYTHON, "manage.py", "simulate_gateway", "--port", str(simulator_port)],
         )
         wait_for_port(simulator_port, simulator, log)
-        start("worker", [PYTHON, "manage.py", "qcluster"])
+        start("worker", [PYTHON, "manage.py", "run_worker"])  # as the Procfile starts it
         web, log = start(
             "web",
             ["gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{web_port}", "--access-logfile", "-"]
