@@ -150,6 +150,16 @@ def test_a_disabled_account_is_refused(client, provider, alice):
     assert "This Darkroom account is disabled" in message
 
 
+def test_deactivating_an_account_ends_the_sessions_it_signed_in_through_the_provider(
+    client, provider
+):
+    assert sign_in(client, "grace@acme.test").redirect_chain[-1][0] == "/"
+    User.objects.filter(email="grace@acme.test").update(is_active=False)
+    # The next request of the same browser is a stranger's, as with a password session.
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
 def test_replaying_a_callback_is_refused(client, provider):
     from tests.oidc_fixtures import ProviderPerson
 

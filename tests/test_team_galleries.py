@@ -245,6 +245,33 @@ def test_deleting_a_gallery_but_keeping_its_images_keeps_the_teams_work_with_the
     assert not GalleryMember.objects.exists()
 
 
+def test_an_account_whose_work_is_in_a_teammates_gallery_is_not_deleted_with_it(
+    client, staff, alice, plans, bob
+):
+    plans.add_member(bob, "contributor", added_by=alice)
+    bobs = make_generation(bob, gallery=plans)
+    client.force_login(staff)
+    page = client.get(f"/admin/auth/user/{bob.pk}/delete/")
+    # Django admin names what stands in the way, and offers no "Yes, I'm sure".
+    assert "would require deleting the following protected related objects" in text(page)
+    assert bobs.prompt in text(page)
+    client.post(f"/admin/auth/user/{bob.pk}/delete/", {"post": "yes"})
+    bobs.refresh_from_db()
+    assert bobs.owner == bob and bobs.images.get().original.storage.exists(
+        bobs.images.get().original.name
+    )
+
+
+def test_deleting_an_account_takes_its_own_galleries_and_only_those(alice, plans, bob):
+    plans.add_member(bob, "contributor", added_by=alice)
+    alices_in_plans = make_generation(alice, gallery=plans)
+    bobs_own = make_generation(bob)
+    bob.delete()
+    assert not Generation.objects.filter(pk=bobs_own.pk).exists()
+    assert Generation.objects.filter(pk=alices_in_plans.pk).exists()
+    assert not plans.members.exists()
+
+
 def test_a_viewer_sees_no_controls_to_change_what_others_made(client, alice, plans, carol):
     plans.add_member(carol, "viewer", added_by=alice)
     failed = make_generation(alice, gallery=plans, images=0, status=Generation.Status.FAILED)

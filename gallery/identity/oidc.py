@@ -130,6 +130,12 @@ class TeamOIDCBackend(OIDCAuthenticationBackend):
         self.OIDC_RP_IDP_SIGN_KEY = None
         return super().authenticate(request, **kwargs)
 
+    def get_user(self, user_id):
+        # The library's returns any account, active or not: as Django's ModelBackend does,
+        # a deactivated account's sessions end with it (the next request is signed out).
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
+
     def _verify_jws(self, payload, key):
         """The library checks the signature; this adds issuer, audience and expiry."""
         try:

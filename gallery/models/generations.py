@@ -164,10 +164,12 @@ class Generation(models.Model):
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # Who asked for it: it counts against their quota and usage, in whatever gallery it
-    # is kept. The gallery decides who else sees it.
+    # is kept. The gallery decides who else sees it. Deleting an account takes its own
+    # galleries with it, but never its work in a teammate's gallery: while there is any,
+    # the deletion is refused (admin lists it; deactivate the account instead).
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.CASCADE,
+        on_delete=models.RESTRICT,
         related_name="generations",
         verbose_name="made by",
     )
