@@ -235,6 +235,9 @@ OIDC_ALLOWED_EMAIL_DOMAINS = [
     d.lower().lstrip("@") for d in envlist("OIDC_ALLOWED_EMAIL_DOMAINS", [])
 ]
 OIDC_CREATE_USER = envbool("OIDC_CREATE_USERS", True)
+# The claim that says the e-mail address is verified: Microsoft Entra sends no
+# email_verified; there, add the optional claim xms_edov and name it here.
+OIDC_EMAIL_VERIFIED_CLAIM = env("OIDC_EMAIL_VERIFIED_CLAIM", "email_verified")
 OIDC_ONLY = envbool("OIDC_ONLY", False)
 OIDC_RP_SIGN_ALGO = env("OIDC_SIGN_ALGO", "RS256")
 OIDC_RP_SCOPES = "openid email profile"

@@ -69,8 +69,11 @@ class ProviderPerson:
     def __init__(self):
         self.http = httpx.Client(follow_redirects=False, timeout=15)
 
-    def sign_in(self, authorize_url, email, verified=True, subject="", cancel=False):
-        """Walk the provider from Darkroom's authorize redirect; returns the callback URL."""
+    def sign_in(self, authorize_url, email, verified=True, subject="", cancel=False, entra=False):
+        """Walk the provider from Darkroom's authorize redirect; returns the callback URL.
+
+        `entra`: answer as Microsoft Entra does, with no email_verified claim; `verified`
+        is then its xms_edov claim (the address's domain is verified)."""
         url = authorize_url
         for _ in range(10):
             response = self.http.get(url)
@@ -86,8 +89,10 @@ class ProviderPerson:
                 url = f"{origin}/interaction/{uid}/abort"
                 continue
             form = {"email": email, "subject": subject}
+            if entra:
+                form["entra"] = "on"
             if verified:
-                form["email_verified"] = "on"
+                form["xms_edov" if entra else "email_verified"] = "on"
             answer = self.http.post(f"{origin}/interaction/{uid}/login", data=form)
             assert answer.is_redirect, answer.text
             url = urljoin(url, answer.headers["location"])

@@ -108,6 +108,24 @@ def test_an_unverified_email_never_signs_in_as_the_account_that_uses_it(client, 
     assert not alice.oidc_identities.exists()
 
 
+def test_an_entra_answer_without_email_verified_is_refused_unless_configured(client, provider):
+    # Entra sends no email_verified: unconfigured, nobody signs in through it by e-mail.
+    message = error_on_sign_in_page(sign_in(client, "grace@acme.test", entra=True))
+    assert "hasn't verified the e-mail address" in message
+    assert not User.objects.exists()
+
+
+def test_entra_people_sign_in_when_its_domain_verified_claim_is_named(client, provider, settings):
+    settings.OIDC_EMAIL_VERIFIED_CLAIM = "xms_edov"
+    settings.OIDC_ALLOWED_EMAIL_DOMAINS = ["acme.test"]
+    assert sign_in(client, "grace@acme.test", entra=True).redirect_chain[-1][0] == "/"
+    assert User.objects.get().email == "grace@acme.test"
+    client.logout()
+    refused = error_on_sign_in_page(sign_in(client, "ada@acme.test", entra=True, verified=False))
+    assert "hasn't verified the e-mail address" in refused
+    assert User.objects.count() == 1
+
+
 def test_a_disallowed_domain_is_refused_and_makes_no_account(client, provider, settings):
     settings.OIDC_ALLOWED_EMAIL_DOMAINS = ["acme.test"]
     message = error_on_sign_in_page(sign_in(client, "eve@elsewhere.test"))

@@ -93,7 +93,8 @@ def oidc_person(issuer, claims):
     """
     label = settings.OIDC_LABEL
     email = (claims.get("email") or "").strip()
-    if not email or claims.get("email_verified") not in (True, "true"):
+    # Most providers say so in email_verified; Entra only in its optional xms_edov claim.
+    if not email or claims.get(settings.OIDC_EMAIL_VERIFIED_CLAIM) not in (True, "true"):
         raise Refused(
             f"{label} hasn't verified the e-mail address of your account there, so Darkroom "
             "can't tell who you are. Verify it at your provider, then sign in again.",

@@ -68,7 +68,9 @@ server.listen(0, '127.0.0.1', () => {
     cookies: { keys: ['darkroom-test-provider-cookies'] },
     claims: {
       openid: ['sub'],
-      email: ['email', 'email_verified'],
+      // xms_edov: Microsoft Entra's "e-mail domain owner verified", sent instead of
+      // email_verified once an operator adds it as an optional claim.
+      email: ['email', 'email_verified', 'xms_edov'],
       profile: ['name', 'given_name', 'family_name'],
     },
     pkce: { required: () => true },
@@ -127,7 +129,9 @@ server.listen(0, '127.0.0.1', () => {
       const subject = form.get('subject') || email;
       accounts.set(subject, {
         email,
-        email_verified: form.get('email_verified') === 'on',
+        // Entra-like people have no email_verified at all (undefined is left out).
+        email_verified: form.has('entra') ? undefined : form.get('email_verified') === 'on',
+        xms_edov: form.has('entra') ? form.get('xms_edov') === 'on' : undefined,
         given_name: form.get('given_name') || undefined,
         family_name: form.get('family_name') || undefined,
       });
