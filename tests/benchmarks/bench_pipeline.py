@@ -17,11 +17,12 @@ polls each generation cost, and that each was submitted exactly once:
 - 100 at once, 0.5 s queue + 2.5 s work (target <= 1.5), with the delay from the poll that
   saw COMPLETED to the images stored (median target < 1.5 s);
 - one generation alone against a bare script (submit, poll every 0.1 s, download) on the
-  same simulator, for information (tests/benchmarks/bare_client.py is that script).
+  same simulator, for information (tests/benchmarks/bare_client.py is that script);
+- the CPU an idle worker uses, for information (`--only idle`).
 
 Prints a table (one row a measure: more rows can be added to ROWS) and exits 1 when a
 target is missed. Usage:
-  python tests/benchmarks/bench_pipeline.py [--only 20,20-faults,100-latency,100]
+  python tests/benchmarks/bench_pipeline.py [--only idle,20,20-faults,100-latency,100]
   BENCH_DETAIL=1 adds per-generation timelines and the CPU each process used.
 """
 
@@ -186,6 +187,13 @@ def tree_cpu(pid):
     return total
 
 
+def stolen_seconds():
+    """CPU time the hypervisor gave to others so far (Linux /proc/stat "steal", all CPUs):
+    on a shared virtual machine it, not the code, is what makes runs differ most."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -229,7 +237,9 @@ def measure(scenario, owner, folder):
         singles = [run_batch(owner, 1) for _ in range(SINGLES)]
         alone = statistics.median(elapsed for elapsed, _, _ in singles)
         before = [tree_cpu(process.pid) for process in (simulator, worker)]
+        stolen = stolen_seconds()
         many, delays, polls = run_batch(owner, scenario.count)
+        stolen = stolen_seconds() - stolen
         spent = [tree_cpu(process.pid) for process in (simulator, worker)]
         bare = median_bare_generation_seconds(base_url, KEY) if scenario.bare_baseline else None
     finally:
@@ -258,6 +268,7 @@ def measure(scenario, owner, folder):
             above <= FLOOR_MARGIN,
         )
     row("  result polls per generation (mean of the batch)", f"{polls:.1f}")
+    row("  CPU the host stole during the batch (a busy neighbour slows it)", f"{stolen:.1f} s")
     row(
         f"  submissions for {generations} generations",
         submissions,
@@ -277,6 +288,21 @@ def measure(scenario, owner, folder):
     if os.environ.get("BENCH_DETAIL"):
         cpu = [after - start for after, start in zip(spent, before, strict=True)]
         print(f"  cpu during the batch: simulator {cpu[0]:.1f} s, qcluster {cpu[1]:.1f} s")
+
+
+def measure_idle(folder, seconds=20):
+    """What the worker `make run` starts costs while nobody generates: django-q2 asks the
+    database for new tasks every Q_CLUSTER["poll"]."""
+    worker = start(["run_worker"], Path(folder) / "idle-worker.log")
+    try:
+        time.sleep(5)  # its start-up is not idling
+        before = tree_cpu(worker.pid)
+        time.sleep(seconds)
+        share = (tree_cpu(worker.pid) - before) / seconds
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+    row("an idle worker (run_worker, nothing to do): CPU, share of one core", f"{share:.1%}")
 
 
 def main():
@@ -307,6 +333,8 @@ def main():
 
         owner = get_user_model().objects.create_user("bench", password="unused-password-123")
         print(f"bench_pipeline: load average before: {Path('/proc/loadavg').read_text().strip()}")
+        if not only or "idle" in only:
+            measure_idle(folder)
         for scenario in scenarios:
             measure(scenario, owner, folder)
     print_rows()
