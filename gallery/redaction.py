@@ -17,6 +17,7 @@ import logging
 import re
 from functools import lru_cache
 
+from django.apps import apps
 from django.urls import Resolver404, resolve
 from gunicorn import glogging
 
@@ -48,16 +49,24 @@ def redact_target(target):
     return _redact_path(path) + question + query
 
 
+def _redact_path(path):
+    if not apps.ready:
+        # No request was served before Django is set up (gunicorn's master, which logs
+        # "Listening at: http://..."), so no path logged then came from one.
+        return path
+    return _redact_request_path(path)
+
+
 # Log lines repeat their paths (and the slashes of user agents and dates): resolving each
 # anew would cost a tenth of a millisecond a line.
 @lru_cache(maxsize=4096)
-def _redact_path(path):
+def _redact_request_path(path):
     try:
         parameters = resolve(path).kwargs
     except Resolver404:
         return path  # no pattern matched it, so it names no token
     except Exception:
-        # Without the URL patterns (settings not loaded) there is no telling: say nothing.
+        # A URL configuration that can't be loaded gives no telling: say nothing.
         return HIDDEN
     secrets = {str(v) for k, v in parameters.items() if k in SECRET_URL_PARAMETERS}
     if not secrets:

@@ -202,6 +202,8 @@ def test_production_logs_show_urls_without_their_tokens(production_server):
     assert all(line in text for line in shown), text
     assert "Not Found: /s/[redacted]/images/7/thumbnail/" in text, text
     assert not [secret for secret in hidden if secret in text], text
+    # What is no request's URL stays readable: where gunicorn listens.
+    assert f"Listening at: http://127.0.0.1:{production_server['port']}" in text, text
 
 
 def test_the_development_server_logs_urls_without_their_tokens(tmp_path):
