@@ -344,9 +344,7 @@ class Poller:
                 self.tally.retry("submit")
                 generation.defer_submit(
                     f"The gateway is busy ({error}); trying again shortly.",
-                    self._plan(
-                        self._retry_in(generation, error, SUBMIT_RETRY_BASE_SECONDS, arrived)
-                    ),
+                    self._retry_in(generation, error, SUBMIT_RETRY_BASE_SECONDS, arrived),
                 )
             case _:
                 # SubmitOutcomeUnknown, or a bug of ours while reading the answer: either
@@ -367,10 +365,11 @@ class Poller:
             case None:
                 self._record_result(generation, future.result())
             case pixazo.UnknownRequest() if generation.may_not_be_known_yet():
-                self.tally.retry("result")
-                generation.record_poll_failure(
+                self._poll_again(
+                    generation,
+                    error,
+                    arrived,
                     "The gateway does not list this request yet; checking again shortly.",
-                    self._plan(self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS, arrived)),
                 )
             case pixazo.UnknownRequest():
                 generation.fail(
@@ -385,11 +384,19 @@ class Poller:
                 # Polls are harmless to repeat; the deadline bounds how long we keep trying.
                 if not isinstance(error, pixazo.TransientError):
                     log.error("generation %s: poll failed", generation.pk, exc_info=error)
-                self.tally.retry("result")
-                generation.record_poll_failure(
+                self._poll_again(
+                    generation,
+                    error,
+                    arrived,
                     f"The gateway is busy ({error}); checking again shortly.",
-                    self._plan(self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS, arrived)),
                 )
+
+    def _poll_again(self, generation, error, arrived, note):
+        """A poll met a passing fault: say so on the card, and poll again after the backoff."""
+        self.tally.retry("result")
+        generation.record_poll_failure(
+            note, self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS, arrived)
+        )
 
     def _record_result(self, generation, result):
         now = timezone.now()
@@ -431,6 +438,8 @@ class Poller:
         self.failures_in_a_row = self.failures_in_a_row + 1 if transient else 0
 
     def _retry_in(self, generation, error, base, arrived):
+        """Seconds until a step that met a passing fault is tried again (a look is planned
+        for then)."""
         # The backoff grows with the failures in a row of this generation *and* of the
         # gateway: in an outage both climb and every retry backs off to the longest wait;
         # while other calls are answered, one that failed is retried soon (the poll budget
@@ -442,7 +451,7 @@ class Poller:
             cap=settings.MAX_POLL_INTERVAL_SECONDS,
         )
         # Counted from the answer: recording it may have waited behind others.
-        return max(0.0, delay - (time.monotonic() - arrived))
+        return self._plan(max(0.0, delay - (time.monotonic() - arrived)))
 
     def _typical_seconds(self, generation):
         key = (generation.quality, generation.image_size)

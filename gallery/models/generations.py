@@ -111,6 +111,7 @@ class GenerationQuerySet(models.QuerySet):
                 status=Generation.S.SUBMITTING,
                 updated_at=now,
                 claimed_at=now,
+                # Only if the submitter dies does the poller look at it again, after this long.
                 next_action_at=now + timedelta(seconds=settings.SUBMIT_CLAIM_SECONDS),
             )
             return list(self.filter(status=Generation.S.SUBMITTING, claimed_at=now))
@@ -329,14 +330,16 @@ class Generation(models.Model):
         return True
 
     def claim_for_submit(self):
-        """PENDING -> SUBMITTING: only one worker may send a generation to the provider."""
-        now = timezone.now()
-        return self._move(
-            self.S.SUBMITTING,
-            claimed_at=now,
-            # Only if the submitter dies does the poller look at it again, after this long.
-            next_action_at=now + timedelta(seconds=settings.SUBMIT_CLAIM_SECONDS),
-        )
+        """PENDING -> SUBMITTING: only one worker may send a generation to the provider
+        (GenerationQuerySet.claim_for_submit, for this one)."""
+        if self.status != self.S.PENDING:
+            raise IllegalTransition(f"generation {self.pk}: {self.status} can't be submitted")
+        claimed = Generation.objects.filter(pk=self.pk).claim_for_submit()
+        if not claimed:
+            return False  # another claim got there first
+        for field in ("status", "claimed_at", "next_action_at", "updated_at"):
+            setattr(self, field, getattr(claimed[0], field))
+        return True
 
     def mark_submitted(self, request_id, first_poll_in=None):
         now = timezone.now()
