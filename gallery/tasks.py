@@ -38,7 +38,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from gallery import imaging, pixazo
+from gallery import imaging, pixazo, throttles
 from gallery.metrics import Tally
 from gallery.models import Generation, Lease
 
@@ -95,8 +95,10 @@ def ensure_poller(shards=None):
 
 
 def watchdog():
-    """Every minute (a django-q2 schedule): a heartbeat, and pollers where work is waiting."""
+    """Every minute (a django-q2 schedule): a heartbeat, pollers where work is waiting, and
+    throttle windows that ended are forgotten."""
     Lease.beat(WORKER_HEARTBEAT)
+    throttles.purge()
     if shards := Generation.objects.in_flight().shards():
         ensure_poller(shards)
 

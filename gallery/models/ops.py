@@ -95,3 +95,26 @@ class MetricCounter(models.Model):
 
     def label_values(self):
         return dict(pair.split("=", 1) for pair in self.labels.split(",") if pair)
+
+
+class Throttle(models.Model):
+    """How many attempts one key (hashed) made under one throttle rule in its current
+    window (gallery/throttles.py decides; this only stores)."""
+
+    scope = models.CharField(max_length=50)
+    key_hash = models.CharField(max_length=64)
+    count = models.PositiveIntegerField(default=0)
+    resets_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Also the index every take() uses.
+            models.UniqueConstraint(fields=["scope", "key_hash"], name="throttle_once_per_key")
+        ]
+        indexes = [
+            # purge(): windows that ended.
+            models.Index(fields=["resets_at"], name="throttle_resets_at")
+        ]
+
+    def __str__(self):
+        return f"{self.scope} {self.key_hash[:8]}: {self.count} until {self.resets_at:%H:%M}"
