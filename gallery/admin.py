@@ -8,12 +8,14 @@ Thumbnails come from a staff-only view here, because the site's media views serv
 """
 
 import json
+from functools import wraps
 
+from axes.models import AccessAttempt
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, DecimalField, OuterRef, Q, Subquery, Sum
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
@@ -22,6 +24,7 @@ from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
+from django_q.models import Failure, Success
 
 from gallery import spend
 from gallery.identity import mail
@@ -36,6 +39,8 @@ from gallery.models import (
     OidcIdentity,
     Quota,
     ShareLink,
+    TeamBudget,
+    UsageEntry,
     team_members_q,
 )
 from gallery.tasks import enqueue_submit
@@ -229,7 +234,14 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
             .annotate(
                 image_count=Count("images"),
                 first_image_id=Subquery(first_image.values("pk")[:1]),
-                estimated_cost=spend.cost_expression(),
+                ledger_cost=Subquery(
+                    UsageEntry.objects.filter(generation=OuterRef("pk"))
+                    .order_by()
+                    .values("generation")
+                    .annotate(net=Sum("cost"))
+                    .values("net"),
+                    output_field=DecimalField(max_digits=12, decimal_places=4),
+                ),
             )
         )
 
@@ -268,10 +280,11 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
             return "—"
         return f"{generation.processing_time_ms / 1000:.1f} s"
 
-    @admin.display(description="Est. cost", ordering="estimated_cost")
+    @admin.display(description="Est. cost", ordering="ledger_cost")
     def cost(self, generation):
-        # Failed generations deliver nothing and aren't charged (gallery/spend.py).
-        return "—" if generation.status == S.FAILED else money(generation.estimated_cost)
+        # What the usage ledger counts for it: every submit, less what the provider's
+        # failures gave back; a generation never sent has no entry.
+        return "—" if generation.ledger_cost is None else money(generation.ledger_cost)
 
     @admin.display(description="Metadata")
     def metadata(self, generation):
@@ -281,19 +294,29 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
     def provider_image_list(self, generation):
         return pretty_json(generation.provider_images)
 
-    @admin.action(description="Retry selected failed or cancelled generations")
+    @admin.action(
+        description="Retry selected failed or cancelled generations", permissions=["change"]
+    )
     def retry_generations(self, request, queryset):
-        # An operator's retry is not held to the owner's quota: it is the operator's call.
+        # A retry is a new, billable request: held to every limit, as the owner's own is.
         retried = 0
-        for generation in queryset:
-            if generation.can_retry and generation.retry():
-                enqueue_submit(generation)
-                retried += 1
+        refusals = []
+        for generation in queryset.select_related("owner", "gallery"):
+            if not generation.can_retry:
+                continue
+            try:
+                if spend.retry(generation):
+                    enqueue_submit(generation)
+                    retried += 1
+            except spend.Refused as refused:
+                refusals.append(f"{generation.owner}: {refused.message}")
         self._report(
             request, retried, queryset.count(), "re-queued", "only failed or cancelled ones retry"
         )
+        for refusal in refusals:
+            self.message_user(request, f"Not retried. {refusal}", messages.ERROR)
 
-    @admin.action(description="Cancel selected unfinished generations")
+    @admin.action(description="Cancel selected unfinished generations", permissions=["change"])
     def cancel_generations(self, request, queryset):
         cancelled = 0
         for generation in queryset:
@@ -480,7 +503,7 @@ class ShareLinkAdmin(DarkroomAdminMixin, admin.ModelAdmin):
             return badge("Expired", "warn")
         return badge("Live", "ok")
 
-    @admin.action(description="Revoke selected share links")
+    @admin.action(description="Revoke selected share links", permissions=["change"])
     def revoke_links(self, request, queryset):
         links = list(queryset.filter(revoked_at__isnull=True))
         for link in links:
@@ -528,7 +551,15 @@ class GalleryAdmin(DarkroomAdminMixin, admin.ModelAdmin):
     list_filter = ["visibility", "is_default", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["name", "owner__username", "owner__email"]
     date_hierarchy = "created_at"
-    fields = ["name", "owner", "visibility", "is_default", "created_at", "updated_at"]
+    fields = [
+        "name",
+        "owner",
+        "visibility",
+        "monthly_budget",
+        "is_default",
+        "created_at",
+        "updated_at",
+    ]
     readonly_fields = ["owner", "is_default", "created_at", "updated_at"]
     inlines = [GalleryMemberInline, ShareLinkInline]
 
@@ -566,7 +597,8 @@ class GalleryAdmin(DarkroomAdminMixin, admin.ModelAdmin):
 
 
 class UsageColumns:
-    """This month's images and estimated cost, annotated on the list (gallery/spend.py)."""
+    """This month's images and estimated cost, from the usage ledger's month totals
+    (gallery/spend.py): deleting a generation changes neither."""
 
     usage_prefix = ""
 
@@ -584,12 +616,75 @@ class UsageColumns:
 
 @admin.register(Quota)
 class QuotaAdmin(UsageColumns, DarkroomAdminMixin, admin.ModelAdmin):
-    usage_prefix = "user__generations__"
+    usage_prefix = "user__"
     list_display = ["user", "monthly_images", "images_this_month", "cost_this_month", "updated_at"]
     list_editable = ["monthly_images"]
     list_select_related = ["user"]
     search_fields = ["user__username", "user__email"]
     autocomplete_fields = ["user"]
+
+
+@admin.register(UsageEntry)
+class UsageEntryAdmin(DarkroomAdminMixin, admin.ModelAdmin):
+    """The usage ledger, read-only: entries are written by the pipeline and never changed
+    (gallery/models/spending.py). The CSV for finance is on the Usage page."""
+
+    list_display = [
+        "created_at",
+        "kind_badge",
+        "username",
+        "gallery_name",
+        "quality",
+        "image_size",
+        "images",
+        "amount",
+        "month",
+        "generation_link",
+    ]
+    list_filter = ["kind", "month", "quality", "image_size"]
+    search_fields = ["username", "gallery_name", "generation__prompt", "note"]
+    date_hierarchy = "created_at"
+    list_select_related = ["generation"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Kind", ordering="kind")
+    def kind_badge(self, entry):
+        kind = "info" if entry.kind == UsageEntry.Kind.SPEND else "ok"
+        return badge(entry.get_kind_display(), kind)
+
+    @admin.display(description="Est. cost", ordering="cost")
+    def amount(self, entry):
+        return money(entry.cost)
+
+    @admin.display(description="Generation")
+    def generation_link(self, entry):
+        if entry.generation_id is None:
+            return "deleted"
+        url = reverse("admin:gallery_generation_change", args=[entry.generation_id])
+        return format_html('<a href="{}">#{}</a>', url, entry.generation_id)
+
+
+@admin.register(TeamBudget)
+class TeamBudgetAdmin(DarkroomAdminMixin, admin.ModelAdmin):
+    """The one team-wide budget: its change page is the list's only row."""
+
+    list_display = ["__str__", "updated_at"]
+    fields = ["monthly_budget", "updated_at"]
+    readonly_fields = ["updated_at"]
+
+    def has_add_permission(self, request):
+        return not TeamBudget.objects.exists() and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class QuotaInline(admin.StackedInline):
@@ -634,7 +729,7 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class DarkroomUserAdmin(UsageColumns, DarkroomAdminMixin, UserAdmin):
-    usage_prefix = "generations__"
+    usage_prefix = ""
     list_display = [
         *UserAdmin.list_display,
         "approval_state",
@@ -668,7 +763,9 @@ class DarkroomUserAdmin(UsageColumns, DarkroomAdminMixin, UserAdmin):
             return badge("Waiting", "warn")
         return badge("Approved", "ok")
 
-    @admin.action(description="Approve selected accounts (they may generate)")
+    @admin.action(
+        description="Approve selected accounts (they may generate)", permissions=["change"]
+    )
     def approve_accounts(self, request, queryset):
         approved = AccountApproval.approve(queryset, by=request.user)
         self.message_user(
@@ -744,7 +841,10 @@ class InvitationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         state = invitation.state
         return badge(Invitation.State(state).label, INVITATION_BADGES[state])
 
-    @admin.action(description="Send a fresh link (7 more days; the old link stops working)")
+    @admin.action(
+        description="Send a fresh link (7 more days; the old link stops working)",
+        permissions=["change"],
+    )
     def send_again(self, request, queryset):
         sent = 0
         for invitation in queryset.filter(accepted_at=None, revoked_at=None):
@@ -760,7 +860,7 @@ class InvitationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
             messages.SUCCESS if sent else messages.WARNING,
         )
 
-    @admin.action(description="Revoke selected invitations")
+    @admin.action(description="Revoke selected invitations", permissions=["change"])
     def revoke_invitations(self, request, queryset):
         revoked = sum(invitation.revoke() for invitation in queryset)
         self.message_user(
@@ -768,3 +868,29 @@ class InvitationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
             ngettext("%d invitation revoked.", "%d invitations revoked.", revoked) % revoked,
             messages.SUCCESS if revoked else messages.WARNING,
         )
+
+
+# -- other apps' actions: each declares the permission it needs ------------------------------
+# A staff account that may only view gets no action anywhere (tests/test_admin.py walks every
+# registered admin). django-q2's "resubmit" runs a task's function again in the worker, and
+# django-axes' clean-up deletes rows; neither declares a permission of its own.
+
+
+def _needs(permission, action):
+    @wraps(action)
+    def declared(model_admin, request, queryset):
+        return action(model_admin, request, queryset)
+
+    declared.allowed_permissions = (permission,)
+    return declared
+
+
+for _model in (Success, Failure):
+    _registered = admin.site._registry[_model]
+    _registered.actions = [_needs("change", action) for action in _registered.actions]
+
+_attempts = admin.site._registry[AccessAttempt]
+_attempts.actions = [
+    _needs("delete", getattr(type(_attempts), name)) if isinstance(name, str) else name
+    for name in _attempts.actions
+]

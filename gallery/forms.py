@@ -21,7 +21,6 @@ from gallery.models import (
     Generation,
     Role,
     ShareLink,
-    approval_refusal,
     is_awaiting_approval,
     is_team_member,
 )
@@ -117,21 +116,38 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
                 "output_format",
                 "JPEG has no transparency: choose PNG or WebP for a transparent background.",
             )
-        if refusal := approval_refusal(self.owner):  # nothing is sent before an operator agrees
-            raise forms.ValidationError(refusal, code="approval")
-        # Last, so a request is only counted against the quota once it is otherwise valid.
-        if not self.errors and (refusal := spend.quota_refusal(self.owner, cleaned["num_images"])):
-            raise forms.ValidationError(refusal, code="quota")
         return cleaned
 
+    def ask(self):
+        """What this (valid) request would spend, for the price shown before Generate."""
+        data = self.cleaned_data
+        gallery = data.get("gallery") or Gallery.default_for(self.owner)
+        return spend.Ask.of(
+            self.owner, gallery, data["quality"], data["image_size"], data["num_images"]
+        )
+
     def save(self, commit=True):
+        """The generation, saved PENDING through the one reservation (gallery/spend.py):
+        raises spend.Refused, saving nothing, when it doesn't fit a limit or the account
+        waits for approval."""
         generation = super().save(commit=False)
         generation.owner = self.owner
         if generation.gallery_id is None:
             generation.gallery = Gallery.default_for(self.owner)
         if commit:
-            generation.save()
+            spend.reserve(spend.Ask.for_generation(generation), generation.save)
         return generation
+
+    def reserve(self):
+        """save(), or None with the refusal among the form's errors (which limit, what is
+        left): what a page or the API shows. `refused` keeps it for the caller."""
+        self.refused = None
+        try:
+            return self.save()
+        except spend.Refused as refused:
+            self.refused = refused
+            self.add_error(None, forms.ValidationError(refused.message, code="limit"))
+            return None
 
 
 class GalleryForm(forms.ModelForm):
@@ -150,6 +166,30 @@ class GalleryForm(forms.ModelForm):
         if taken.exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError(f"You already have a gallery called “{name}”.")
         return name
+
+
+class GalleryBudgetForm(LabelsAbove, forms.ModelForm):
+    """The owner's monthly budget for a gallery (gallery/spend.py holds everyone to it)."""
+
+    class Meta:
+        model = Gallery
+        fields = ["monthly_budget"]
+        labels = {"monthly_budget": "Budget per month (USD)"}
+        help_texts = {
+            "monthly_budget": "Every generation into this gallery counts against it, whoever "
+            "makes it; over it, Generate says so and sends nothing. Empty: no limit."
+        }
+        widgets = {
+            "monthly_budget": forms.NumberInput(
+                attrs={"min": "0", "step": "0.01", "placeholder": "No limit"}
+            )
+        }
+
+    def clean_monthly_budget(self):
+        budget = self.cleaned_data["monthly_budget"]
+        if budget is not None and budget < 0:
+            raise forms.ValidationError("A budget can't be below zero: leave it empty for none.")
+        return budget
 
 
 class GalleryDeleteForm(forms.Form):

@@ -1,31 +1,66 @@
-"""Spend control: what generations are estimated to cost, and each person's monthly quota.
+"""Spend: what a request costs, the limits it must fit, and the one reservation every door
+calls before anything can be sent.
 
 Estimates, not invoices: the provider bills per image by quality and size
 (settings.PRICE_TABLE), plus small per-token prompt charges that aren't counted here.
 
-What counts towards a month: every generation asked for in it (by `requested_at`, which a
-retry renews), from the moment it is asked for, so requests sent in parallel can't slip
-past a quota together. A FAILED generation is given back, since the provider charges for
-images it delivers; a CANCELLED one is not, because the gateway has no cancel call and the
-provider may have made, and billed, the images anyway.
+What counts against a month's limits:
+- what the usage ledger says was sent this month (models/spending.py: a SPEND entry when a
+  generation is claimed for submitting, a REFUND when the provider reports it FAILED),
+  read from the month totals kept beside it, so one row answers however long the history;
+- and every request not sent yet: a PENDING generation is a reservation, from the moment
+  it is saved until it is sent (then its entry counts instead) or cancelled (released).
+
+Deleting, moving or trashing a generation changes neither, so nothing gives spend back
+but the provider's own failure.
+
+The limits: the person's monthly image quota (`Quota`, set by staff), the gallery's monthly
+budget (`Gallery.monthly_budget`, set by its owner), the team's monthly budget
+(`TeamBudget`, set by staff). `reserve()` is the one door: the generate form, the API, a
+retry in the studio or in admin, and moving a generation that is not sent yet all call it.
+In one transaction it takes the write lock (SQLite's IMMEDIATE transactions; on PostgreSQL
+a row lock on each limit's month total), checks every limit that applies and only then
+runs the action that saves the reservation. Two requests racing for the last room can't
+both pass, from any number of processes and hosts.
 """
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import (
+    Case,
+    DecimalField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from gallery.models import Generation, Quota, approval_refusal
+from gallery.models import (
+    AccountApproval,
+    Generation,
+    Quota,
+    TeamBudget,
+    UsageTotal,
+    month_of,
+    price_per_image,
+)
+from gallery.models.accounts import AWAITING_APPROVAL
 
-COST_FIELD = DecimalField(max_digits=12, decimal_places=3)
-
-
-def price_per_image(quality, image_size):
-    return Decimal(str(settings.PRICE_TABLE[quality][image_size]))
+COST_FIELD = DecimalField(max_digits=12, decimal_places=4)
+Scope = UsageTotal.Scope
+ALL_SCOPES = (Scope.PERSON, Scope.GALLERY, Scope.TEAM)
 
 
 def estimated_cost(generation):
@@ -52,88 +87,345 @@ def month_start(now=None):
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def counted_this_month(prefix="", now=None):
-    """The generations that count towards this month's usage, as a Q (see module doc)."""
-    return Q(**{f"{prefix}requested_at__gte": month_start(now)}) & ~Q(
-        **{f"{prefix}status": Generation.Status.FAILED}
+def next_month_start(now=None):
+    # Day 28 plus four days is always in the next month.
+    start = month_start(now)
+    return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def money(amount):
+    """$1.23, or $0.013 for amounts under a cent's worth of precision."""
+    amount = Decimal(amount)
+    if amount != amount.quantize(Decimal("0.01")):
+        return f"${amount.quantize(Decimal('0.001')).normalize():f}"
+    return f"${amount:.2f}"
+
+
+# -- what a request asks for, and the limits it must fit ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What one request would spend: images for `user`, cost into `gallery`."""
+
+    user: object
+    gallery: object
+    images: int
+    cost: Decimal
+
+    @classmethod
+    def of(cls, user, gallery, quality, image_size, num_images):
+        return cls(user, gallery, num_images, price_per_image(quality, image_size) * num_images)
+
+    @classmethod
+    def for_generation(cls, generation, gallery=None):
+        gallery = gallery or generation.gallery
+        return cls(generation.owner, gallery, generation.num_images, estimated_cost(generation))
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit that applies to a request, and how much of it this month has used
+    (sent, and reserved for what is not sent yet)."""
+
+    scope: str
+    label: str  # "your monthly quota", "the monthly budget of “Posters”", ...
+    amount: int | Decimal  # images for a quota, money for a budget
+    used: int | Decimal
+
+    @property
+    def in_images(self):
+        return self.scope == Scope.PERSON
+
+    @property
+    def left(self):
+        return max(self.amount - self.used, 0)
+
+    def asks(self, ask):
+        return ask.images if self.in_images else ask.cost
+
+    def fits(self, ask):
+        return self.asks(ask) <= self.left
+
+    def show(self, amount):
+        if self.in_images:
+            return f"{amount} image{'' if amount == 1 else 's'}"
+        return money(amount)
+
+    def _of(self, part):
+        """e.g. "3 of 4 images" or "$1.20 of $5.00"."""
+        if self.in_images:
+            return f"{part} of {self.show(self.amount)}"
+        return f"{money(part)} of {money(self.amount)}"
+
+    @property
+    def summary(self):
+        """e.g. "3 of 4 images left" or "$1.20 of $5.00 left"."""
+        return f"{self._of(self.left)} left"
+
+    def shortfall(self, ask):
+        """Why `ask` doesn't fit: what it needs, which limit, what is left of it."""
+        return (
+            f"This request needs {self.show(self.asks(ask))}, and {self.label} has "
+            f"{self.show(self.left)} left this month ({self._of(self.used)} used)."
+        )
+
+
+class Refused(Exception):
+    """A request that may not spend now: why, in words for the person who asked.
+    `limit` is the limit it would break (None: the account waits for approval);
+    `retry_after` the seconds until that limit's month begins again."""
+
+    def __init__(self, message, *, limit=None, retry_after=None):
+        super().__init__(message)
+        self.message = message
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+def month_totals(keys):
+    """{key: (images, cost)} this month for `keys` (UsageTotal.key(...) dicts)."""
+    if not keys:
+        return {}
+    match = Q(pk__in=[])
+    for key in keys:
+        match |= Q(**key)
+    rows = UsageTotal.objects.filter(match)
+    return {(r.scope, r.user_id, r.gallery_id): (r.images, r.cost) for r in rows}
+
+
+def _pending(user, gallery, scopes):
+    """What is reserved (PENDING: not sent yet) for each scope, in one query over the few
+    PENDING rows (the status index)."""
+    sums = {}
+    if Scope.PERSON in scopes:
+        sums["person"] = Sum("num_images", filter=Q(owner=user))
+    if Scope.GALLERY in scopes:
+        sums["gallery"] = Sum(cost_expression(), filter=Q(gallery=gallery), output_field=COST_FIELD)
+    if Scope.TEAM in scopes:
+        sums["team"] = Sum(cost_expression(), output_field=COST_FIELD)
+    if not sums:
+        return {}
+    found = Generation.objects.filter(status=Generation.Status.PENDING).aggregate(**sums)
+    return {name: value or 0 for name, value in found.items()}
+
+
+def limits_for(user, gallery, *, scopes=ALL_SCOPES, lock=False, now=None):
+    """The limits that apply to `user` generating into `gallery` now, with this month's use.
+
+    With `lock`, inside a transaction, each limit's month total is locked until it ends
+    (PostgreSQL; SQLite's IMMEDIATE transaction already holds the database)."""
+    return _situation(user, gallery, scopes=scopes, lock=lock, now=now)[0]
+
+
+def _situation(user, gallery, *, scopes=ALL_SCOPES, lock=False, now=None):
+    """(the limits that apply with this month's use, whether `user` waits for approval):
+    one query for the settings, then, only where a limit applies, its month total (locked
+    with `lock`) and what is reserved."""
+    month = month_of(now)
+    waiting = AccountApproval.objects.waiting().filter(user=OuterRef("pk"))
+    figures = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .values(
+            "is_staff",
+            monthly_images=Subquery(
+                Quota.objects.filter(user=OuterRef("pk")).values("monthly_images")[:1]
+            ),
+            team_budget=Subquery(TeamBudget.objects.filter(pk=1).values("monthly_budget")[:1]),
+            waiting=Exists(waiting),
+        )
+        .get()
     )
+    wanted = []  # (scope, label, amount, total key)
+    if Scope.PERSON in scopes and figures["monthly_images"] is not None:
+        key = UsageTotal.key(Scope.PERSON, month, user_id=user.pk)
+        wanted.append((Scope.PERSON, "your monthly quota", figures["monthly_images"], key))
+    if Scope.GALLERY in scopes and gallery is not None and gallery.monthly_budget is not None:
+        key = UsageTotal.key(Scope.GALLERY, month, gallery_id=gallery.pk)
+        label = f"the monthly budget of “{gallery.name}”"
+        wanted.append((Scope.GALLERY, label, gallery.monthly_budget, key))
+    if Scope.TEAM in scopes and figures["team_budget"] is not None:
+        key = UsageTotal.key(Scope.TEAM, month)
+        wanted.append((Scope.TEAM, "the team's monthly budget", figures["team_budget"], key))
+    waits = figures["waiting"] and not figures["is_staff"]  # operators never wait
+    if not wanted:
+        return [], waits
+    keys = [key for *_, key in wanted]
+    if lock:
+        rows = UsageTotal.locked(keys)
+        totals = {(r.scope, r.user_id, r.gallery_id): (r.images, r.cost) for r in rows}
+    else:
+        totals = month_totals(keys)
+    pending = _pending(user, gallery, [scope for scope, *_ in wanted])
+    limits = []
+    for scope, label, amount, key in wanted:
+        images, cost = totals.get((scope, key.get("user_id"), key.get("gallery_id")), (0, 0))
+        spent = images if scope == Scope.PERSON else cost
+        limits.append(Limit(scope, label, amount, spent + pending[scope]))
+    return limits, waits
 
 
-def usage_annotations(prefix, now=None):
-    """annotate() arguments for this month's images and cost, e.g. on users in admin."""
-    counted = counted_this_month(prefix, now)
-    return {
-        "images_this_month": Coalesce(Sum(f"{prefix}num_images", filter=counted), 0),
-        "cost_this_month": Coalesce(
-            Sum(cost_expression(prefix), filter=counted), Value(Decimal(0)), output_field=COST_FIELD
-        ),
-    }
+def refusal_for(ask, limits):
+    """The first of `limits` that `ask` would break, as a Refused; None if it fits all."""
+    for limit in limits:
+        if not limit.fits(ask):
+            seconds = (next_month_start() - timezone.now()).total_seconds()
+            message = f"{limit.shortfall(ask)} Nothing was sent."
+            return Refused(message, limit=limit, retry_after=math.ceil(seconds))
+    return None
+
+
+def reserve(ask, action, *, scopes=ALL_SCOPES):
+    """Check every limit `ask` must fit and, if it fits, run `action` (which saves the
+    reservation: a PENDING generation), all in one transaction holding the write lock.
+    Returns what `action` returns; raises Refused, and runs nothing, when it doesn't fit
+    or the account waits for approval."""
+    with transaction.atomic():
+        limits, waiting = _situation(ask.user, ask.gallery, scopes=scopes, lock=True)
+        if waiting:  # nothing is sent before an operator agrees
+            raise Refused(AWAITING_APPROVAL)
+        if refused := refusal_for(ask, limits):
+            raise refused
+        return action()
+
+
+def retry(generation):
+    """Send a FAILED or CANCELLED generation again: a new request, so a new reservation
+    (raises Refused over a limit). False when someone else retried it first."""
+    return reserve(Ask.for_generation(generation), generation.retry)
+
+
+def move(generation, gallery):
+    """Move `generation` to `gallery`. One not sent yet carries its reservation into the
+    new gallery, so it must fit that gallery's budget (raises Refused); what was sent
+    stays counted where it was spent."""
+
+    def save():
+        generation.gallery = gallery
+        # Only this column: the pipeline may be changing the status at the same moment.
+        return generation.save(update_fields=["gallery", "updated_at"])
+
+    if generation.status != Generation.Status.PENDING or gallery.pk == generation.gallery_id:
+        return save()
+    # Reserved already for the person and the team: only the new gallery's budget is new.
+    return reserve(Ask.for_generation(generation, gallery), save, scopes=(Scope.GALLERY,))
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a request would cost, the limits that apply with what is left of each, and
+    the refusal it would meet now: the price the form shows before Generate."""
+
+    ask: Ask
+    unit_price: Decimal
+    limits: list
+    refused: Refused | None
+
+    @property
+    def cost(self):
+        return self.ask.cost
+
+    @property
+    def refusal_text(self):
+        """Why Generate would be refused, as the form says it before anything is sent."""
+        if self.refused is None:
+            return ""
+        if self.refused.limit is not None:
+            return self.refused.limit.shortfall(self.ask)
+        return self.refused.message
+
+
+def quote(user, gallery, quality, image_size, num_images):
+    """The price of a request and what is left of each limit (no lock: a preview; the
+    reservation checks again when it is made)."""
+    ask = Ask.of(user, gallery, quality, image_size, num_images)
+    limits, waiting = _situation(user, gallery)
+    refused = Refused(AWAITING_APPROVAL) if waiting else refusal_for(ask, limits)
+    return Quote(ask, price_per_image(quality, image_size), limits, refused)
+
+
+# -- what a person sees ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Usage:
-    """One person's month so far: images asked for, their estimated cost, their quota."""
+    """One person's month so far: images sent and reserved, their estimated cost, and their
+    quota (`limits`)."""
 
     images: int
     cost: Decimal
-    limit: int | None
+    reserved: int
     since: datetime
+    limits: list = field(default_factory=list)
+
+    @property
+    def quota(self):
+        return next((limit for limit in self.limits if limit.scope == Scope.PERSON), None)
+
+    @property
+    def limit(self):
+        return None if self.quota is None else self.quota.amount
 
     @property
     def remaining(self):
-        return None if self.limit is None else max(self.limit - self.images, 0)
+        return None if self.quota is None else self.quota.left
 
     @property
     def resets_on(self):
-        # The first of next month: day 28 plus four days is always in the next month.
-        return (self.since.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-    def would_exceed(self, more_images):
-        return self.limit is not None and self.images + more_images > self.limit
+        return next_month_start(self.since)
 
 
 def monthly_usage(user, now=None):
-    totals = (
-        Generation.objects.made_by(user)
-        .filter(counted_this_month(now=now))
-        .aggregate(images=Sum("num_images"), cost=Sum(cost_expression(), output_field=COST_FIELD))
+    """`user`'s month: what the ledger counts, what is reserved for them, their quota; one
+    query, whatever their history (the month's total row and the few PENDING rows)."""
+    month = month_of(now)
+    total = UsageTotal.objects.filter(scope=Scope.PERSON, month=month, user=OuterRef("pk"))
+    reserved = (
+        Generation.objects.filter(status=Generation.Status.PENDING, owner=OuterRef("pk"))
+        .order_by()
+        .values("owner")
     )
-    limit = Quota.objects.filter(user=user).values_list("monthly_images", flat=True).first()
+    quota = Quota.objects.filter(user=OuterRef("pk")).values("monthly_images")[:1]
+    row = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .values(
+            monthly_images=Subquery(quota),
+            images=Subquery(total.values("images")[:1]),
+            cost=Subquery(total.values("cost")[:1]),
+            reserved_images=Subquery(reserved.annotate(n=Sum("num_images")).values("n")),
+            reserved_cost=Subquery(
+                reserved.annotate(c=Sum(cost_expression(), output_field=COST_FIELD)).values("c"),
+                output_field=COST_FIELD,
+            ),
+        )
+        .get()
+    )
+    reserved_images = row["reserved_images"] or 0
+    images = (row["images"] or 0) + reserved_images
+    limits = []
+    if row["monthly_images"] is not None:
+        limits.append(Limit(Scope.PERSON, "your monthly quota", row["monthly_images"], images))
     return Usage(
-        images=totals["images"] or 0,
-        cost=totals["cost"] or Decimal(0),
-        limit=limit,
+        images=images,
+        cost=(row["cost"] or Decimal(0)) + (row["reserved_cost"] or Decimal(0)),
+        reserved=reserved_images,
         since=month_start(now),
+        limits=limits,
     )
 
 
-def quota_refusal(user, images):
-    """Why `user` may not ask for `images` more this month, or None when they may.
-
-    A soft limit: two requests checked at the same instant can both pass, which can only
-    overshoot by one request's images.
-    """
-    usage = monthly_usage(user)
-    if not usage.would_exceed(images):
-        return None
-    return (
-        f"You've used {usage.images} of your {usage.limit} images this month; this request "
-        f"for {images} would go over. Ask an operator to raise your quota."
+def usage_annotations(prefix, now=None):
+    """annotate() arguments for this month's images and cost from the ledger's totals, on
+    users (prefix "") or on rows that reach a user through `prefix` (e.g. "user__")."""
+    month = month_of(now)
+    totals = UsageTotal.objects.filter(
+        scope=Scope.PERSON, month=month, user=OuterRef(f"{prefix}pk")
     )
-
-
-def retry_refusal(generation):
-    """Why retrying `generation` may not happen now (its owner awaits approval, or it would
-    go over their quota), or None.
-
-    A retry counts in the month it happens; only a generation that already counts this
-    month (cancelled, not failed, since this month began) adds nothing.
-    """
-    if refusal := approval_refusal(generation.owner):
-        return refusal
-    already_counted = (
-        generation.status != Generation.Status.FAILED and generation.requested_at >= month_start()
-    )
-    if already_counted:
-        return None
-    return quota_refusal(generation.owner, generation.num_images)
+    return {
+        "images_this_month": Coalesce(Subquery(totals.values("images")[:1]), 0),
+        "cost_this_month": Coalesce(
+            Subquery(totals.values("cost")[:1]), Value(Decimal(0)), output_field=COST_FIELD
+        ),
+    }

@@ -337,10 +337,13 @@ class Poller:
                 generation.mark_submitted(
                     future.result(), first_poll_in=self._plan(self._first_poll_in(generation))
                 )
+            # Refused before it was accepted: nothing was billed, so its spend is given back.
             case pixazo.AuthenticationError():
-                generation.fail(_key_refused(error))
+                generation.fail(_key_refused(error), refund=True)
             case pixazo.PermanentError():
-                generation.fail(f"The gateway refused the request: {_provider_words(error)}")
+                generation.fail(
+                    f"The gateway refused the request: {_provider_words(error)}", refund=True
+                )
             case pixazo.TransientError():
                 # Provably never reached the provider (the client only says so then).
                 self.tally.retry("submit")
@@ -414,8 +417,10 @@ class Poller:
                 next_in=self._plan(generation.next_poll_delay(now, expected)),
             )
         elif result.status == S.FAILED:
+            # The provider charges for the images it delivers: a failure gives it back.
             generation.fail(
-                f"The provider could not make this image: {result.error or 'no reason given'}"
+                f"The provider could not make this image: {result.error or 'no reason given'}",
+                refund=True,
             )
         elif result.status == S.COMPLETED:
             # The client guarantees at least one image: a COMPLETED without any is malformed.

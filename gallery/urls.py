@@ -1,11 +1,12 @@
 from django.urls import path
 
-from gallery.views import galleries, media, ops, share, studio
+from gallery.views import galleries, media, ops, share, studio, usage
 
 urlpatterns = [
     # The studio: generate, watch, browse (issue: studio).
     path("", studio.studio, name="studio"),
     path("generate/", studio.generate, name="generate"),
+    path("generate/price/", studio.generate_price, name="generate_price"),
     path("updates/", studio.studio_updates, name="studio_updates"),
     path("generations/<int:pk>/", studio.generation_detail, name="generation_detail"),
     path("generations/<int:pk>/retry/", studio.generation_retry, name="generation_retry"),
@@ -17,6 +18,9 @@ urlpatterns = [
     ),
     path("generations/<int:pk>/delete/", studio.generation_delete, name="generation_delete"),
     path("images/<int:pk>/", studio.image_detail, name="image_detail"),
+    # What was spent: months per person and gallery, the ledger as CSV (issue: spend).
+    path("usage/", usage.usage, name="usage"),
+    path("usage/entries.csv", usage.usage_csv, name="usage_csv"),
     # Load balancers and uptime checks: no sign-in, nothing sensitive (issue: operations).
     path("healthz", ops.healthz, name="healthz"),
     path("metrics", ops.metrics, name="metrics"),  # Prometheus, with METRICS_TOKEN only
@@ -25,6 +29,7 @@ urlpatterns = [
     path("galleries/new/", galleries.gallery_create, name="gallery_create"),
     path("galleries/<int:pk>/rename/", galleries.gallery_rename, name="gallery_rename"),
     path("galleries/<int:pk>/delete/", galleries.gallery_delete, name="gallery_delete"),
+    path("galleries/<int:pk>/budget/", galleries.gallery_budget, name="gallery_budget"),
     path("galleries/<int:pk>/download.zip", media.gallery_zip, name="gallery_zip"),
     path("galleries/<int:pk>/links/new/", galleries.sharelink_create, name="sharelink_create"),
     path("links/<int:pk>/revoke/", galleries.sharelink_revoke, name="sharelink_revoke"),

@@ -8,7 +8,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image as PillowImage
 
-from gallery.models import Gallery, Generation, Image
+from gallery.models import Gallery, Generation, Image, UsageEntry
 
 
 def picture_bytes(width=96, height=64, color=(180, 90, 40), format="PNG"):
@@ -25,7 +25,9 @@ def make_generation(
     images=1,
     status=Generation.Status.COMPLETED,
 ):
-    """A generation in `status` with `images` stored PNG originals and WebP thumbnails."""
+    """A generation in `status` with `images` stored PNG originals and WebP thumbnails; one
+    that got past PENDING was sent, so the usage ledger records it as the claim would have
+    (a FAILED one is taken as never sent)."""
     generation = Generation.objects.create(
         owner=owner,
         gallery=gallery or Gallery.default_for(owner),
@@ -34,6 +36,8 @@ def make_generation(
         status=status,
         completed_at=timezone.now() if status == Generation.Status.COMPLETED else None,
     )
+    if status not in (Generation.Status.PENDING, Generation.Status.FAILED):
+        UsageEntry.record_spends([generation])
     for index in range(images):
         original = picture_bytes(color=(40 * index % 256, 120, 200))
         stem = generation.file_stem(index)

@@ -72,6 +72,8 @@ ROWS = [
     ("gallery_delete", "plans", "POST", {"images": "delete"}, {"owner"}),
     ("gallery_delete", "board", "POST", {"images": "keep"}, {"owner"}),
     ("gallery_visibility", "plans", "POST", {"visibility": "team"}, {"owner"}),
+    ("gallery_budget", "plans", "POST", {"monthly_budget": "5"}, {"owner"}),
+    ("gallery_budget", "board", "POST", {"monthly_budget": ""}, {"owner"}),
     ("gallery_visibility", "board", "POST", {"visibility": "private"}, {"owner"}),
     ("member_add", "plans", "POST", {"member": "dave", "role": "contributor"}, {"owner"}),
     ("member_add", "board", "POST", {"member": "dave", "role": "contributor"}, {"owner"}),
@@ -85,6 +87,8 @@ ROWS = [
     ("sharelink_create", "board", "POST", {"label": "mine", "expires_in": "never"}, {"owner"}),
     ("sharelink_revoke", "plans_link", "POST", {}, {"owner"}),
 ]
+# The board has a budget to clear (an owner's POST must change something).
+BOARD_BUDGET = "7.5"
 
 # Public by design for a live link's own gallery; everything else through them must 404.
 SHARE_GALLERY_URLS = ["share_gallery", "share_zip"]
@@ -116,7 +120,10 @@ def world(people):
     plans.add_member(carol, "viewer", added_by=alice)
     erin_membership = plans.add_member(erin, "contributor", added_by=alice)
     board = Gallery.objects.create(
-        owner=alice, name="Open board", visibility=Gallery.Visibility.TEAM
+        owner=alice,
+        name="Open board",
+        visibility=Gallery.Visibility.TEAM,
+        monthly_budget=BOARD_BUDGET,
     )
     plan = make_generation(alice, gallery=plans, prompt="Alice's secret plan", images=1)
     bobs = make_generation(bob, gallery=plans, prompt="Bob's sketch", images=1)
@@ -404,3 +411,43 @@ def test_identity_links_refuse_strangers_and_change_nothing(client, bob, identit
             wrong.append((label, response.status_code, location))
     assert wrong == []
     assert identity_snapshot() == before
+
+
+# -- usage (issue 18): the Usage page and the ledger's CSV ------------------------------------
+# They take no object: what each person reads is the ledger's rule. Alice owns both
+# galleries, so she reads what everyone spent in them; Bob and Erin read their own lines;
+# Carol and Dave spent nothing and read nothing of anyone's; anonymous: the sign-in page.
+
+USAGE_URLS = ["/usage/", "/usage/entries.csv"]
+CSV_LINES_SEEN = {
+    "owner": {"alice", "bob", "erin"},  # her own, and everyone's spend in her galleries
+    "contributor": {"bob"},
+    "viewer": set(),
+    "outsider": set(),
+    "removed": {"erin"},  # her own spend stays hers to read
+}
+
+
+def csv_people(response):
+    lines = b"".join(response.streaming_content).decode().splitlines()[1:]
+    return {line.split(",")[3] for line in lines}
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_usage_shows_each_person_only_the_spend_they_may_read(client, people, world, actor):
+    client = client_for(client, people[actor])
+    if actor == "anonymous":
+        for url in USAGE_URLS:
+            assert refused(client.get(url), actor), url
+        return
+    assert csv_people(client.get("/usage/entries.csv")) == CSV_LINES_SEEN[actor]
+    html = page(client, "/usage/")
+    assert ("Studio plans" in html) is (actor == "owner")
+    assert "Everyone ·" not in html  # the per-person table is for staff
+
+
+def test_staff_read_everyones_usage(client, staff, world):
+    client.force_login(staff)
+    assert csv_people(client.get("/usage/entries.csv")) == {"alice", "bob", "erin"}
+    html = page(client, "/usage/")
+    assert "Everyone ·" in html and "Studio plans" in html

@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from gallery.models import Gallery, Generation, Image, Quota, ShareLink
+from gallery.models import Gallery, Generation, Image, Quota, ShareLink, UsageEntry
+from tests.conftest import make_user
 
 S = Generation.Status
 CHANGELIST = "/admin/gallery/generation/"
@@ -25,8 +26,15 @@ def staff_client(client, staff):
 
 
 def make_generation(owner, **fields):
+    """A generation row in any status; one past PENDING (but FAILED) was sent, so the usage
+    ledger has its entry, as the claim would have written."""
     fields = {"prompt": "a lighthouse at dusk", "quality": "low", **fields}
-    return Generation.objects.create(owner=owner, gallery=Gallery.default_for(owner), **fields)
+    generation = Generation.objects.create(
+        owner=owner, gallery=Gallery.default_for(owner), **fields
+    )
+    if generation.status not in (S.PENDING, S.FAILED):
+        UsageEntry.record_spends([generation])
+    return generation
 
 
 def webp_bytes(size):
@@ -275,8 +283,9 @@ def test_other_lists_make_as_many_queries_for_many_rows_as_for_few(staff_client,
 
 
 def test_the_people_list_shows_this_months_usage_and_quota(staff_client, alice):
-    make_generation(alice, quality="medium", num_images=2)
+    done = make_generation(alice, quality="medium", num_images=2, status=S.COMPLETED)
     Quota.objects.create(user=alice, monthly_images=50)
+    done.delete()  # what was spent stays spent: the column reads the ledger
 
     response = staff_client.get("/admin/auth/user/", {"q": "alice"})
 
@@ -435,3 +444,79 @@ def test_a_gallery_shows_its_members_inline_and_galleries_filter_by_visibility(
     assert 'value="contributor" selected' in page
     listed = staff_client.get("/admin/gallery/gallery/?visibility__exact=team").text
     assert "Open board" in listed and "Quiet drafts" not in listed
+
+
+# -- permissions ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def viewer_staff(db):
+    """Staff who may look at everything in admin and change nothing."""
+    from django.contrib.auth.models import Permission
+
+    viewer = make_user("auditor", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    return viewer
+
+
+def test_a_view_only_staff_account_gets_no_admin_action_anywhere(rf, viewer_staff):
+    from django.contrib import admin as django_admin
+
+    offered = {}
+    for model, model_admin in django_admin.site._registry.items():
+        request = rf.get("/admin/")
+        request.user = viewer_staff
+        if actions := model_admin.get_actions(request):
+            offered[model.__name__] = list(actions)
+    assert offered == {}
+
+
+def test_a_view_only_staff_account_cannot_run_an_action_by_posting_it(client, viewer_staff, alice):
+    failed = make_generation(alice, status=S.FAILED)
+    client.force_login(viewer_staff)
+
+    response = run_action(client, CHANGELIST, "retry_generations", [failed])
+
+    assert response.status_code == 200
+    failed.refresh_from_db()
+    assert failed.status == S.FAILED
+
+
+def test_an_operators_retry_is_held_to_the_owners_quota(staff_client, alice):
+    Quota.objects.create(user=alice, monthly_images=1)
+    make_generation(alice, status=S.COMPLETED)
+    cancelled = make_generation(alice, status=S.CANCELLED)
+
+    response = run_action(staff_client, CHANGELIST, "retry_generations", [cancelled])
+
+    assert "0 generations re-queued." in response.text
+    assert "Not retried. alice: This request needs 1 image, and your monthly quota has" in (
+        response.text.replace("&#x27;", "'")
+    )
+    cancelled.refresh_from_db()
+    assert cancelled.status == S.CANCELLED
+
+
+def test_the_usage_ledger_is_read_only_in_admin(staff_client, alice):
+    make_generation(alice, status=S.COMPLETED)
+    entry = UsageEntry.objects.get()
+
+    assert staff_client.get("/admin/gallery/usageentry/").status_code == 200
+    change = staff_client.post(f"/admin/gallery/usageentry/{entry.pk}/change/", {"images": 0})
+    assert change.status_code == 403
+    assert staff_client.post(f"/admin/gallery/usageentry/{entry.pk}/delete/").status_code == 403
+    assert UsageEntry.objects.get().images == 1
+
+
+def test_staff_set_the_team_budget_in_admin_without_a_restart(staff_client):
+    from gallery import spend
+    from gallery.models import TeamBudget
+
+    response = staff_client.post("/admin/gallery/teambudget/add/", {"monthly_budget": "25"})
+
+    assert response.status_code == 302
+    assert TeamBudget.current() == Decimal(25)
+    assert staff_client.get("/admin/gallery/teambudget/add/").status_code == 403  # one row
+    alice = make_user("ada")
+    (team,) = spend.limits_for(alice, Gallery.default_for(alice))
+    assert team.label == "the team's monthly budget"

@@ -93,7 +93,7 @@ def test_accounts_without_an_approval_record_are_approved(alice, staff):
     # Every account from before approvals existed, and those operators make, have no row.
     assert not AccountApproval.objects.exists()
     assert is_team_member(alice) and is_team_member(staff)
-    assert spend.retry_refusal(make_generation(alice, images=0, status="FAILED")) is None
+    assert spend.retry(make_generation(alice, images=0, status="FAILED"))
 
 
 @pytest.mark.postgres  # claims and approval queries are conditional SQL
@@ -118,7 +118,10 @@ def test_is_team_member_leaves_out_accounts_waiting_for_approval(alice, bob, sta
 def test_a_waiting_account_cannot_retry_either(bob):
     failed = make_generation(bob, images=0, status=Generation.Status.FAILED)
     AccountApproval.record_arrival(bob, AccountApproval.Source.SIGNUP, approved=False)
-    assert "waiting for an operator's approval" in spend.retry_refusal(failed)
+    with pytest.raises(spend.Refused, match="waiting for an operator's approval"):
+        spend.retry(failed)
+    failed.refresh_from_db()
+    assert failed.status == Generation.Status.FAILED
 
 
 @pytest.mark.django_db

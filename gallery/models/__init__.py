@@ -3,6 +3,7 @@
 - galleries: `Gallery`, `GalleryMember` and `Role`: who may see and fill a gallery
 - generations: `Generation` (the state machine), its `Image` rows, `Favourite`
 - sharing: `ShareLink`
+- spending: the usage ledger (`UsageEntry`), its month totals (`UsageTotal`), `TeamBudget`
 - accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
   `Invitation`s that bring people in
 - ops: `Lease` (pollers, heartbeats), `MetricCounter` (/metrics), `Throttle` (throttles.py)
@@ -42,6 +43,13 @@ from gallery.models.generations import (
 )
 from gallery.models.ops import Lease, MetricCounter, Throttle
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
+from gallery.models.spending import (
+    TeamBudget,
+    UsageEntry,
+    UsageTotal,
+    month_of,
+    price_per_image,
+)
 
 __all__ = [
     "AccountApproval",
@@ -68,12 +76,17 @@ __all__ = [
     "Role",
     "ShareLink",
     "ShareLinkQuerySet",
+    "TeamBudget",
     "Throttle",
+    "UsageEntry",
+    "UsageTotal",
     "approval_refusal",
     "gallery_visible_to",
     "is_awaiting_approval",
     "is_team_member",
+    "month_of",
     "new_share_token",
+    "price_per_image",
     "role_in_gallery",
     "team_members_q",
 ]

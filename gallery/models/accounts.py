@@ -99,14 +99,15 @@ def is_awaiting_approval(user):
     return AccountApproval.objects.waiting().filter(user=user).exists()
 
 
+AWAITING_APPROVAL = (
+    "Your account is waiting for an operator's approval. You can look around, but "
+    "generating starts once they approve it."
+)
+
+
 def approval_refusal(user):
     """Why `user` may not spend the team's subscription yet, or None when they may."""
-    if is_awaiting_approval(user):
-        return (
-            "Your account is waiting for an operator's approval. You can look around, but "
-            "generating starts once they approve it."
-        )
-    return None
+    return AWAITING_APPROVAL if is_awaiting_approval(user) else None
 
 
 def is_team_member(user):

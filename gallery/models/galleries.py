@@ -117,6 +117,16 @@ class Gallery(models.Model):
     visibility = models.CharField(
         max_length=16, choices=Visibility.choices, default=Visibility.PRIVATE
     )
+    # Every generation into the gallery, by any member, counts against it (gallery/spend.py).
+    monthly_budget = models.DecimalField(
+        "budget per month",
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Estimated spend this gallery may reach each calendar month, whoever "
+        "generates into it, in the price table's currency (USD by default). Empty: no limit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

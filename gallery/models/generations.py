@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from gallery.models.galleries import Gallery, Role, gallery_visible_to, role_in_gallery
+from gallery.models.spending import UsageEntry
 
 # The provider contract's parameter values (../shared/gpt-image-1.5-api.md).
 IMAGE_SIZES = [
@@ -103,7 +104,10 @@ class GenerationQuerySet(models.QuerySet):
         """PENDING -> SUBMITTING for every PENDING row of these, in one UPDATE, so a burst
         of submits goes out together rather than one write apart (on SQLite a write can
         wait milliseconds for the lock). Returns the rows claimed, as
-        Generation.claim_for_submit leaves its instance."""
+        Generation.claim_for_submit leaves its instance.
+
+        Each one claimed is about to be sent, so it may be billed: its reservation (being
+        PENDING) becomes a SPEND entry of the usage ledger in this same transaction."""
         now = timezone.now()
         with transaction.atomic():
             # One transaction: the rows read back are exactly those this UPDATE moved.
@@ -114,7 +118,10 @@ class GenerationQuerySet(models.QuerySet):
                 # Only if the submitter dies does the poller look at it again, after this long.
                 next_action_at=now + timedelta(seconds=settings.SUBMIT_CLAIM_SECONDS),
             )
-            return list(self.filter(status=Generation.S.SUBMITTING, claimed_at=now))
+            claimed = self.filter(status=Generation.S.SUBMITTING, claimed_at=now)
+            claimed = list(claimed.select_related("owner", "gallery"))
+            UsageEntry.record_spends(claimed, now)
+            return claimed
 
     def due(self, now=None):
         now = now or timezone.now()
@@ -360,15 +367,21 @@ class Generation(models.Model):
 
     def defer_submit(self, reason, delay_seconds):
         """SUBMITTING -> PENDING: the request provably never reached the provider; the
-        poller tries again after `delay_seconds` (its backoff, or the gateway's Retry-After)."""
-        return self._move(
-            self.S.PENDING,
-            expect={"claimed_at": self.claimed_at},
-            error=reason,
-            claimed_at=None,
-            transient_failures=self.transient_failures + 1,
-            next_action_at=timezone.now() + timedelta(seconds=delay_seconds),
-        )
+        poller tries again after `delay_seconds` (its backoff, or the gateway's Retry-After).
+        Its SPEND entry is given back (nothing was billed) and, PENDING again, it holds its
+        reservation until it is sent, when it gets a new one."""
+        with transaction.atomic():
+            moved = self._move(
+                self.S.PENDING,
+                expect={"claimed_at": self.claimed_at},
+                error=reason,
+                claimed_at=None,
+                transient_failures=self.transient_failures + 1,
+                next_action_at=timezone.now() + timedelta(seconds=delay_seconds),
+            )
+            if moved:
+                UsageEntry.record_refund(self, "Not sent: the gateway refused it before accepting")
+            return moved
 
     def record_progress(self, status, *, queue_position, estimated_wait_minutes, next_in):
         """A poll answered IN_QUEUE or IN_PROGRESS: keep what it said, poll again later."""
@@ -482,17 +495,24 @@ class Generation(models.Model):
             claimed_at=None,
         )
 
-    def fail(self, reason):
+    def fail(self, reason, *, refund=False):
+        """End it as FAILED. With `refund`, what it spent is given back: only for failures
+        the provider does not charge for (it reported FAILED, or the gateway refused the
+        request before accepting it). Any other failure after a submit may have been billed,
+        and so it still counts. A failure before any submit never spent anything."""
         if self.status not in self.UNFINISHED:
             raise IllegalTransition(f"generation {self.pk} is already {self.status}")
         was_downloading = self.status == self.S.DOWNLOADING
-        moved = self._move(
-            self.S.FAILED,
-            error=reason[:2000],
-            failed_at=timezone.now(),
-            next_action_at=None,
-            claimed_at=None,
-        )
+        with transaction.atomic():
+            moved = self._move(
+                self.S.FAILED,
+                error=reason[:2000],
+                failed_at=timezone.now(),
+                next_action_at=None,
+                claimed_at=None,
+            )
+            if moved and refund:
+                UsageEntry.record_refund(self, reason)
         if moved and was_downloading:
             # A download killed part-way may have left files behind: nothing may stay orphaned.
             self.delete_stored_files()

@@ -7,16 +7,21 @@ view redirects to the page, or renders it with the form's errors. Only a gallery
 manages it (gallery_to_manage); its members see it among "Shared with me" and may leave.
 """
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from gallery import spend
 from gallery.forms import (
+    GalleryBudgetForm,
     GalleryDeleteForm,
     GalleryForm,
     GalleryMemberForm,
@@ -25,7 +30,7 @@ from gallery.forms import (
     MoveGenerationForm,
     ShareLinkForm,
 )
-from gallery.models import Gallery, GalleryMember, Generation, Image
+from gallery.models import Gallery, GalleryMember, Generation, Image, UsageTotal, month_of
 from gallery.models.galleries import MEMBER_ROLES
 from gallery.views.access import (
     gallery_to_manage,
@@ -61,7 +66,15 @@ def _members():
 
 
 def _owned_galleries(user):
-    return _with_counts(Gallery.objects.owned_by(user)).prefetch_related("share_links", _members())
+    # This month's spend beside each budget, from the ledger's month totals.
+    month_cost = UsageTotal.objects.filter(
+        scope=UsageTotal.Scope.GALLERY, month=month_of(), gallery=OuterRef("pk")
+    ).values("cost")[:1]
+    return (
+        _with_counts(Gallery.objects.owned_by(user))
+        .annotate(month_cost=Coalesce(Subquery(month_cost), Value(Decimal(0))))
+        .prefetch_related("share_links", _members())
+    )
 
 
 def _form_ids(gallery):
@@ -69,10 +82,13 @@ def _form_ids(gallery):
     return f"gallery-{gallery.pk}-%s"
 
 
-def _card(gallery, *, rename_form=None, share_form=None, member_form=None, open_panel=""):
+def _card(
+    gallery, *, rename_form=None, share_form=None, member_form=None, budget_form=None, open_panel=""
+):
     ids = _form_ids(gallery)
     return {
         "gallery": gallery,
+        "budget_form": budget_form or GalleryBudgetForm(instance=gallery, auto_id=ids),
         "rename_form": rename_form or GalleryForm(instance=gallery, auto_id=ids),
         "share_form": share_form or ShareLinkForm(auto_id=ids),
         "member_form": member_form or GalleryMemberForm(gallery=gallery, auto_id=ids),
@@ -98,7 +114,8 @@ def _render_page(request, *, create_form=None, card=None):
 
 def _respond_with_card(request, gallery, **card_options):
     """htmx gets the card again; a plain post gets the page (with errors) or a redirect."""
-    forms = [card_options.get(name) for name in ("rename_form", "share_form", "member_form")]
+    names = ("rename_form", "share_form", "member_form", "budget_form")
+    forms = [card_options.get(name) for name in names]
     has_errors = any(form is not None and form.errors for form in forms)
     if request.htmx or has_errors:
         card = _card(_owned_galleries(request.user).get(pk=gallery.pk), **card_options)
@@ -154,6 +171,20 @@ def gallery_delete(request, pk):
     else:
         messages.success(request, f"Deleted “{gallery.name}” and its images.")
     return redirect("gallery_list")
+
+
+@require_POST
+@login_required
+def gallery_budget(request, pk):
+    gallery = gallery_to_manage(request.user, pk)
+    form = GalleryBudgetForm(request.POST, instance=gallery, auto_id=_form_ids(gallery))
+    if not form.is_valid():
+        return _respond_with_card(request, gallery, budget_form=form, open_panel="budget")
+    # Only this column: a rename may be saving the same row at this moment.
+    form.instance.save(update_fields=["monthly_budget", "updated_at"])
+    if not request.htmx:
+        messages.success(request, f"Saved the budget of “{gallery.name}”.")
+    return _respond_with_card(request, gallery, open_panel="budget")
 
 
 @require_POST
@@ -279,9 +310,11 @@ def generation_move(request, pk):
     form = MoveGenerationForm(request.POST, user=request.user)
     if not form.is_valid():
         raise Http404("No such gallery of yours")
-    generation.gallery = form.cleaned_data["gallery"]
-    # Only this column: the pipeline may be changing the status at the same moment.
-    generation.save(update_fields=["gallery", "updated_at"])
+    try:
+        spend.move(generation, form.cleaned_data["gallery"])
+    except spend.Refused as refused:
+        # Not sent yet, and the new gallery's budget has no room for it: it stays put.
+        return HttpResponse(refused.message, status=409, content_type="text/plain")
     next_url = request.POST.get("next", "")
     if request.htmx:
         return render(

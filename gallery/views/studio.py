@@ -59,8 +59,11 @@ LIVE_MAX_CARDS = 1000
 def studio(request):
     target = request.htmx.target if request.htmx else None
     if target == "generate-form":  # "Use these settings": only the form is needed
-        form = _compose_form(request, _visible_galleries(request))
-        return _vary_on_htmx(render(request, f"{STUDIO}#generate-form", {"form": form}))
+        galleries = _visible_galleries(request)
+        form = _compose_form(request, galleries)
+        return _vary_on_htmx(
+            render(request, f"{STUDIO}#generate-form", _with_price(form, galleries))
+        )
 
     galleries = _visible_galleries(request)
     context = _gallery_context(request, galleries)
@@ -73,7 +76,8 @@ def studio(request):
         template = f"{STUDIO}#gallery"
     else:
         template = STUDIO
-        context["form"] = _compose_form(request, galleries, gallery=context["gallery"])
+        form = _compose_form(request, galleries, gallery=context["gallery"])
+        context.update(_with_price(form, galleries))
     return _vary_on_htmx(render(request, template, context))
 
 
@@ -194,8 +198,8 @@ def _vary_on_htmx(response):
 def generate(request):
     galleries = _visible_galleries(request)
     form = _generation_form(request, galleries, request.POST)
-    if form.is_valid():
-        generation = form.save()
+    # A refusal (a limit it would break, or approval) joins the form's errors: nothing sent.
+    if form.is_valid() and (generation := form.reserve()):
         tasks.enqueue_submit(generation)
         if not request.htmx:
             # The form comes back filled with these settings, as it does with htmx.
@@ -203,14 +207,52 @@ def generate(request):
         # The same (valid) form keeps the prompt for a quick next try; the new card goes
         # to the top of the grid out of band, and joins the page's live updates.
         generation = generation_for_user(request.user, generation.pk)
-        context = {"form": form, "generation": generation, "is_new": True}
+        context = _with_price(form, galleries, generation=generation, is_new=True)
         return render(request, f"{STUDIO}#generated", context)
     if request.htmx:
-        return render(request, f"{STUDIO}#generate-form", {"form": form})
+        return render(request, f"{STUDIO}#generate-form", _with_price(form, galleries))
     # Without JavaScript: the whole page again, errors beside their fields, nothing saved.
     context = _gallery_context(request, galleries)
     context["live"] = _live_config(request, context)
-    return render(request, STUDIO, {**context, "form": form})
+    return render(request, STUDIO, {**context, **_with_price(form, galleries)})
+
+
+@require_GET
+@login_required
+def generate_price(request):
+    """The price of what the form asks for and what is left of each limit, computed here
+    from the price table (never a copy in the page's script): the form asks again,
+    with htmx, whenever a field changes."""
+    form = _generation_form(request, [], request.GET)
+    form.is_valid()  # the prompt may still be empty: only the priced fields matter here
+    return render(request, f"{STUDIO}#price", _with_price(form))
+
+
+def _quote(form, galleries=()):
+    """The price panel's figures for what `form` holds: what was posted where it is valid,
+    else the field's initial value (a page's first render, "Use these settings").
+    `galleries`, the page's own, spare a query for the default gallery."""
+    cleaned = getattr(form, "cleaned_data", {})
+
+    def value(name):
+        if name in cleaned:
+            return cleaned[name]
+        return form.fields[name].initial if form.is_bound else form[name].value()
+
+    gallery = value("gallery")
+    if gallery is not None and not isinstance(gallery, Gallery):
+        gallery = form.fields["gallery"].queryset.filter(pk=gallery).first()
+    if gallery is None:
+        mine = (g for g in galleries if g.is_default and g.owner_id == form.owner.pk)
+        gallery = next(mine, None) or Gallery.default_for(form.owner)
+    return spend.quote(
+        form.owner, gallery, value("quality"), value("image_size"), int(value("num_images"))
+    )
+
+
+def _with_price(form, galleries=(), **context):
+    """A template context holding the generate form and its price panel."""
+    return {"form": form, "quote": _quote(form, galleries), **context}
 
 
 @require_GET
@@ -268,15 +310,16 @@ def _watched_cards(values):
 @login_required
 def generation_retry(request, pk):
     generation = generation_to_rerun(request.user, pk)
-    if generation.can_retry and (refusal := spend.retry_refusal(generation)):
-        # Over the monthly quota: nothing is sent, and the card says why.
+    try:
+        # A second click, or a retry another tab already made, just shows the current state.
+        if generation.can_retry and spend.retry(generation):
+            tasks.enqueue_submit(generation)
+    except spend.Refused as refused:
+        # A retry is a new request: over a limit nothing is sent, and the card says why.
         if request.htmx:
-            return _card(request, generation, refusal=refusal)
-        messages.error(request, refusal)
+            return _card(request, generation, refusal=refused.message)
+        messages.error(request, refused.message)
         return _card_or_back(request, generation)
-    # A second click, or a retry another tab already made, just shows the current state.
-    if generation.can_retry and generation.retry():
-        tasks.enqueue_submit(generation)
     return _card_or_back(request, generation, "Trying again: a fresh request is on its way.")
 
 
