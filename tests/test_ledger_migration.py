@@ -33,7 +33,7 @@ def old_usage(generations, owner, start, end):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_the_upgrade_keeps_everyones_usage_and_cost_this_month_and_last():
     executor = MigrationExecutor(connection)
     latest = executor.loader.graph.leaf_nodes()

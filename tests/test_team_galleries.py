@@ -467,7 +467,7 @@ def test_a_private_view_nobody_else_adds_to_stops_asking_once_nothing_is_unfinis
 # -- the migration -------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_the_migration_keeps_each_favourite_as_its_owners_own_and_galleries_private():
     before = [("gallery", "0002_watchdog_schedule")]
     executor = MigrationExecutor(connection)
