@@ -1,8 +1,10 @@
 """Darkroom settings, read from the environment.
 
-With no environment at all this runs for development: SQLite, media and a generated
-SECRET_KEY in the git-ignored data folder. Production sets DEBUG=0 and the variables
-listed in README.md; a missing or malformed value stops start-up with a clear message.
+DEBUG is off unless the environment turns it on: a deployment that forgets it never shows
+tracebacks. Development (`make run`, the tests) sets DEBUG=1 and then needs nothing else:
+SQLite, media and a generated SECRET_KEY in the git-ignored data folder. Production sets the
+variables listed in README.md; a missing or malformed value stops start-up with a clear
+message.
 """
 
 import json
@@ -64,7 +66,7 @@ def envlist(name, default):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-DEBUG = envbool("DEBUG", True)
+DEBUG = envbool("DEBUG", False)
 
 # Everything the instance writes on one machine lives here: database, media, dev secret.
 DATA_DIR = Path(env("DARKROOM_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -83,7 +85,10 @@ def _development_secret_key():
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (DEBUG is off unless set; for "
+            "development, `make run` sets DEBUG=1)"
+        )
     SECRET_KEY = _development_secret_key()
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
