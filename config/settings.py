@@ -303,9 +303,12 @@ else:
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Darkroom <darkroom@localhost>")
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24  # a reset link works for a day (and only once)
 
-# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one
-# username from one address, that pair waits LOGIN_COOLOFF_MINUTES; never a permanent
-# lock, and keyed on the pair so a stranger cannot lock a colleague out from elsewhere.
+# Login throttling (django-axes, gallery/identity/throttling.py): after LOGIN_FAILURE_LIMIT
+# wrong passwords for one username from one address, that pair waits LOGIN_COOLOFF_MINUTES;
+# after LOGIN_ADDRESS_FAILURE_LIMIT from one address, whatever the usernames (password
+# spraying), the whole address waits as long. Never a permanent lock, and keyed on the
+# address, so a stranger cannot lock a colleague out from elsewhere. (Sign-up, password
+# reset and invitation mail are throttled in the same module, through gallery/throttles.py.)
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a throttled pair before any check
     "django.contrib.auth.backends.ModelBackend",
@@ -314,10 +317,15 @@ AUTHENTICATION_BACKENDS = [
     "gallery.identity.oidc.TeamOIDCBackend",
 ]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = envint("LOGIN_ADDRESS_FAILURE_LIMIT", 30)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "gallery.identity.throttling.LoginFailures"  # adds the per-address limit
 AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a pause don't count: the pause ends when the page said it would.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "gallery.identity.throttling.login_paused"  # 429, Retry-After, time left
 AXES_VERBOSE = False  # no banner at every start; lockouts are still logged as warnings
 AXES_CLIENT_IP_CALLABLE = "gallery.proxy.client_address"  # honours TRUSTED_PROXY_COUNT
 

@@ -80,3 +80,52 @@ def test_behind_a_trusted_proxy_the_pause_follows_the_forwarded_address(client, 
     assert through_proxy("guess-two", "192.0.2.1, 198.51.100.66").status_code == 429
     # Alice, elsewhere, reaches the same proxy and still gets in.
     assert through_proxy(PASSWORD, "203.0.113.5").status_code == 302
+
+
+# -- password spraying: one address, many usernames -------------------------------------------
+
+SPRAYER = "198.51.100.77"
+
+
+def spray(client, count, address=SPRAYER, password="Summer2026!"):
+    """Wrong passwords from one address, each for another username (most exist nowhere)."""
+    return [sign_in(client, password, f"member{n}", address) for n in range(count)]
+
+
+def test_thirty_wrong_passwords_over_thirty_usernames_pause_the_address(client, alice):
+    answers = spray(client, 30)
+    assert [a.status_code for a in answers[:29]] == [200] * 29
+    assert answers[29].status_code == 429  # the 30th reaches the limit
+
+    refused = sign_in(client, PASSWORD, address=SPRAYER)  # even the right password
+    assert refused.status_code == 429
+    assert "_auth_user_id" not in client.session
+    message = " ".join(refused.text.split())
+    assert "Sign-in from your network is paused after 30 wrong passwords." in message
+    assert "Try again in 15 minutes." in message
+    assert refused["Retry-After"] == str(15 * 60)
+
+    elsewhere = sign_in(client, PASSWORD, address="203.0.113.9")
+    assert elsewhere.status_code == 302 and elsewhere.url == "/"
+
+
+def test_a_sprayer_signing_in_to_an_account_of_their_own_does_not_reset_the_address(client, alice):
+    spray(client, 29)
+    assert sign_in(client, PASSWORD, address=SPRAYER).status_code == 302  # alice is theirs
+    client.logout()
+    assert sign_in(client, "Winter2026!", "member99", SPRAYER).status_code == 429
+
+
+def test_the_page_says_how_long_is_left_and_the_pause_ends_then(client, alice, settings):
+    settings.AXES_FAILURE_LIMIT = 2
+    sign_in(client, "guess-one")
+    sign_in(client, "guess-two")
+    # Ten minutes later, five of the fifteen are left; asking again doesn't add any.
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=10))
+    for _ in range(3):
+        refused = sign_in(client, PASSWORD)
+        assert refused.status_code == 429
+        assert 4 * 60 < int(refused["Retry-After"]) <= 5 * 60
+        assert "Try again in 5 minutes." in " ".join(refused.text.split())
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=5))
+    assert sign_in(client, PASSWORD).status_code == 302
