@@ -64,8 +64,21 @@ def invitation_mail(request, email):
     )
 
 
-def per_address(refusal):
-    return refusal.rule.scope.endswith("/address")
+# What a throttled person reads, before "Try again in ...": never whether an account exists.
+WORDING = {
+    SIGNUP_PER_ADDRESS.scope: "Too many sign-ups from your network just now.",
+    RESET_MAIL_PER_ADDRESS.scope: "Too many password reset requests from your network just now.",
+    RESET_MAIL_PER_EMAIL.scope: "Too many password reset requests for this address just now.",
+    INVITATION_MAIL_PER_ADDRESS.scope: "Too many invitations sent from your network just now.",
+    INVITATION_MAIL_PER_EMAIL.scope: (
+        f"This address has had {INVITATION_MAIL_PER_EMAIL.limit} invitations in a day already."
+    ),
+}
+
+
+def explain(refusal):
+    """A refusal in words: what was refused and when to try again."""
+    return f"{WORDING[refusal.rule.scope]} Try again in {wait_words(refusal.retry_after)}."
 
 
 def wait_words(seconds):

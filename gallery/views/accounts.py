@@ -18,8 +18,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
+from gallery import throttles
 from gallery.forms import LoginForm, SignupForm
-from gallery.identity import admission, mail, oidc
+from gallery.identity import admission, mail, oidc, throttling
 from gallery.identity.forms import (
     AcceptInvitationForm,
     InvitationForm,
@@ -58,18 +59,31 @@ def login(request):
     return view(request)
 
 
+def throttled(request, template, context, refusal):
+    """The page that was asked for, saying what was refused and when to try again: 429."""
+    context = {**context, "throttled": throttling.explain(refusal)}
+    response = render(request, template, context, status=429)
+    return throttles.retry_after_response(response, refusal)
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request):
     if not admission.password_signup_open():
         raise Http404("Sign-up is closed on this instance")
     if request.user.is_authenticated:
         return redirect("studio")
+    approval_needed = admission.signup_mode() == "approval"
+    if request.method == "POST" and (refusal := throttling.signup(request)):
+        # The form again, unchecked (no errors to fix), with the chosen name kept.
+        form = SignupForm(initial={"username": request.POST.get("username", "")[:150]})
+        context = {"form": form, "approval_needed": approval_needed}
+        return throttled(request, "registration/signup.html", context, refusal)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = admission.sign_up(form)
         sign_in(request, user, backend=PASSWORD_BACKEND)  # the layout says if they wait
         return redirect("studio")
-    context = {"form": form, "approval_needed": admission.signup_mode() == "approval"}
+    context = {"form": form, "approval_needed": approval_needed}
     return render(request, "registration/signup.html", context)
 
 
@@ -88,8 +102,20 @@ def by_email_only(view):
     return guarded
 
 
-# The form always answers "sent", whether or not the address has an account.
-password_reset = by_email_only(auth_views.PasswordResetView.as_view(form_class=PasswordResetForm))
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's, with the reset mail throttled per address and per e-mail address. The answer
+    is "sent", or the same refusal, whether or not the address has an account."""
+
+    form_class = PasswordResetForm
+
+    def form_valid(self, form):
+        if refusal := throttling.reset_mail(self.request, form.cleaned_data["email"]):
+            context = self.get_context_data(form=form)
+            return throttled(self.request, self.template_name, context, refusal)
+        return super().form_valid(form)
+
+
+password_reset = by_email_only(PasswordResetView.as_view())
 password_reset_done = by_email_only(auth_views.PasswordResetDoneView.as_view())
 password_reset_confirm = by_email_only(
     auth_views.PasswordResetConfirmView.as_view(form_class=SetPasswordForm)
@@ -117,18 +143,32 @@ def staff_only(view):
 @staff_only
 def invitation_list(request):
     form = InvitationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid() and invite(request, form.cleaned_data["email"]):
-        return redirect("invitation_list")
+    refusal = None
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"]
+        try:
+            invite(request, email)
+        except mail.MailThrottled as not_sent:
+            refusal = not_sent.refusal  # the form again, with when to try again
+        except mail.MailNotSent:
+            messages.error(
+                request, f"The invitation e-mail to {email} couldn't be sent; try again."
+            )
+        else:
+            return redirect("invitation_list")
     context = {
         "form": form,
         "invitations": Invitation.objects.select_related("invited_by", "accepted_by")[:200],
         "email_enabled": settings.EMAIL_ENABLED,
     }
+    if refusal:
+        return throttled(request, "registration/invitations.html", context, refusal)
     return render(request, "registration/invitations.html", context)
 
 
 def invite(request, email):
-    """Issue an invitation and e-mail it; nothing is kept when the e-mail can't be sent.
+    """Issue an invitation and e-mail it; raises MailNotSent (or MailThrottled), and then
+    nothing is kept.
 
     Saved before mailing, so no database transaction stays open while the mail server talks.
     """
@@ -137,8 +177,7 @@ def invite(request, email):
         mail.send_invitation(request, invitation, token)
     except mail.MailNotSent:
         invitation.delete()
-        messages.error(request, f"The invitation e-mail to {email} couldn't be sent; try again.")
-        return None
+        raise
     messages.success(request, f"Invitation sent to {email}. The link works for 7 days, once.")
     return invitation
 
