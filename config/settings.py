@@ -149,6 +149,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # After (so, on the way out, before) the policy is written: Sign out may lead on to the
+    # identity provider.
+    "gallery.identity.oidc.provider_in_form_action",
     # Last, as django-axes asks: it turns a refused login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -216,7 +219,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "signed_out"  # admin's sign out too
 
 # -- Identity: who may make an account, OpenID Connect sign-in, e-mail (gallery/identity/) --
 # SIGNUP_MODE: "open" (anyone may sign up and generate), "approval" (anyone may sign up, an

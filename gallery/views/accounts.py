@@ -1,5 +1,5 @@
-"""Account pages: sign in (password and/or the team's identity provider), sign up, password
-reset by e-mail, invitations (the staff page and the link an invitee opens).
+"""Account pages: sign in (password and/or the team's identity provider), sign out, sign up,
+password reset by e-mail, invitations (the staff page and the link an invitee opens).
 
 Who may come in is decided in gallery/identity/admission.py; OpenID Connect's own two
 views (off to the provider and back) are in gallery/identity/oidc.py.
@@ -9,14 +9,16 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth import login as sign_in
+from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from gallery import throttles
 from gallery.forms import LoginForm, SignupForm
@@ -30,6 +32,7 @@ from gallery.identity.forms import (
 from gallery.models import Invitation
 
 PASSWORD_BACKEND = "django.contrib.auth.backends.ModelBackend"
+OIDC_BACKEND = "gallery.identity.oidc.TeamOIDCBackend"
 
 
 def sign_in_options(request, login_hint=""):
@@ -51,12 +54,46 @@ def login(request):
     if settings.OIDC_ONLY and request.method == "POST":
         # Passwords are off here; operators sign in to admin at /admin/login/.
         return HttpResponseNotAllowed(["GET"])
+    return sign_in_page(request)
+
+
+def sign_in_page(request, **extra):
     view = auth_views.LoginView.as_view(
         authentication_form=LoginForm,
         redirect_authenticated_user=True,
-        extra_context=sign_in_options(request),
+        extra_context={**sign_in_options(request), **extra},
     )
     return view(request)
+
+
+@require_POST
+def sign_out(request):
+    """Sign out of Darkroom and, for a session the identity provider signed in, of the
+    provider too when its discovery names an end_session_endpoint (RP-initiated logout):
+    on a shared computer, the next person's "Sign in with ..." then asks who they are.
+    Either way the browser ends on the signed-out page."""
+    through_provider = request.session.get(BACKEND_SESSION_KEY) == OIDC_BACKEND
+    auth_logout(request)
+    if through_provider and admission.oidc_configured():
+        signed_out_url = request.build_absolute_uri(reverse("signed_out"))
+        try:
+            if provider_sign_out := oidc.end_session_url(signed_out_url):
+                return redirect(provider_sign_out)
+        except oidc.ProviderUnreachable:
+            label = settings.OIDC_LABEL
+            messages.warning(
+                request,
+                f"{label} can't be reached, so you may still be signed in there: on a shared "
+                f"computer, sign out at {label} too.",
+            )
+    return redirect("signed_out")
+
+
+@require_GET
+def signed_out(request):
+    """Where signing out ends (also the post-logout redirect URI registered at the provider):
+    the sign-in page, saying so."""
+    return sign_in_page(request, signed_out=True)
 
 
 def throttled(request, template, context, refusal):
