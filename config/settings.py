@@ -139,6 +139,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, before any redirect: notes X-Forwarded-For while TRUSTED_PROXY_COUNT=0.
+    "gallery.proxy.watch_forwarded_for",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -11,8 +11,9 @@ from tests.conftest import PASSWORD
 LOGIN = "/accounts/login/"
 
 
-def sign_in(client, password, username="alice", address="198.51.100.4"):
-    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
+def sign_in(client, password, username="alice", address="198.51.100.4", **headers):
+    data = {"username": username, "password": password}
+    return client.post(LOGIN, data, REMOTE_ADDR=address, **headers)
 
 
 @pytest.fixture
@@ -129,3 +130,55 @@ def test_the_page_says_how_long_is_left_and_the_pause_ends_then(client, alice, s
         assert "Try again in 5 minutes." in " ".join(refused.text.split())
     AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=5))
     assert sign_in(client, PASSWORD).status_code == 302
+
+
+# -- a proxy nobody told Darkroom about (TRUSTED_PROXY_COUNT=0) --------------------------------
+
+
+@pytest.fixture
+def fresh_process(monkeypatch):
+    """As in a process that has not seen X-Forwarded-For yet."""
+    from gallery import proxy
+
+    monkeypatch.setattr(proxy, "_noted_at", None)
+
+
+def deploy_check_output():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, err = StringIO(), StringIO()
+    call_command("check", deploy=True, fail_level="CRITICAL", stdout=out, stderr=err)
+    return out.getvalue() + err.getvalue()
+
+
+def test_forwarded_requests_without_a_trusted_proxy_are_logged_once_and_the_deploy_check_warns(
+    client, alice, settings, caplog, fresh_process
+):
+    settings.TRUSTED_PROXY_COUNT = 0
+    assert "darkroom.W013" not in deploy_check_output()
+    for guess in ("one", "two", "three"):
+        sign_in(client, guess, address="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.4")
+
+    warnings = [r for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "every visitor looks like 10.0.0.2" in warnings[0].getMessage()
+    output = deploy_check_output()
+    assert "darkroom.W013" in output
+    assert "Set TRUSTED_PROXY_COUNT to the number of reverse proxies" in output
+
+    settings.TRUSTED_PROXY_COUNT = 1  # the operator did
+    assert "darkroom.W013" not in deploy_check_output()
+
+
+def test_requests_without_the_header_or_through_a_trusted_proxy_note_nothing(
+    client, alice, settings, fresh_process
+):
+    from gallery.models import Sighting
+
+    settings.TRUSTED_PROXY_COUNT = 0
+    sign_in(client, "guess")
+    settings.TRUSTED_PROXY_COUNT = 1
+    sign_in(client, "guess", HTTP_X_FORWARDED_FOR="198.51.100.4")
+    assert not Sighting.objects.exists()

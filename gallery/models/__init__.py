@@ -5,7 +5,8 @@
 - sharing: `ShareLink`
 - accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
   `Invitation`s that bring people in
-- ops: `Lease` (pollers, heartbeats), `MetricCounter` (/metrics), `Throttle` (throttles.py)
+- ops: `Lease` (pollers, heartbeats), `MetricCounter` (/metrics), `Throttle` (throttles.py),
+  `Sighting` (what requests showed, for `check --deploy`)
 """
 
 from gallery.models.accounts import (
@@ -40,7 +41,7 @@ from gallery.models.generations import (
     Image,
     ImageQuerySet,
 )
-from gallery.models.ops import Lease, MetricCounter, Throttle
+from gallery.models.ops import Lease, MetricCounter, Sighting, Throttle
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "Role",
     "ShareLink",
     "ShareLinkQuerySet",
+    "Sighting",
     "Throttle",
     "approval_refusal",
     "gallery_visible_to",
