@@ -28,6 +28,12 @@ def refused_on_purpose(browser_problems, live_server, path):
     browser_problems.allow(f"429 {live_server.url}{path}")
 
 
+def used_up(rule, key):
+    """Every attempt `rule` allows `key`, made already."""
+    for _ in range(rule.limit):
+        throttles.take(rule, key)
+
+
 def wrong_passwords_so_far(username, failures):
     AccessAttempt.objects.create(
         username=username,
@@ -74,8 +80,7 @@ def test_sign_in_pauses_for_a_username_then_for_the_network_and_says_how_long(
 def test_throttled_sign_up_and_password_reset_keep_what_was_typed_and_say_when(
     live_server, page, browser_problems, artifacts
 ):
-    for _ in range(throttling.SIGNUP_PER_ADDRESS.limit):
-        throttles.take(throttling.SIGNUP_PER_ADDRESS, BROWSER_ADDRESS)
+    used_up(throttling.SIGNUP_PER_ADDRESS, BROWSER_ADDRESS)
     refused_on_purpose(browser_problems, live_server, "/accounts/signup/")
     page.goto(f"{live_server.url}/accounts/signup/")
     page.get_by_label("Username").fill("dora")
@@ -89,8 +94,7 @@ def test_throttled_sign_up_and_password_reset_keep_what_was_typed_and_say_when(
     page.screenshot(path=f"{artifacts}/refused-sign-up-throttled.png", full_page=True)
     assert not get_user_model().objects.exists()
 
-    for _ in range(throttling.RESET_MAIL_PER_EMAIL.limit):
-        throttles.take(throttling.RESET_MAIL_PER_EMAIL, "ada@example.com")
+    used_up(throttling.RESET_MAIL_PER_EMAIL, "ada@example.com")
     refused_on_purpose(browser_problems, live_server, "/accounts/password/reset/")
     page.goto(f"{live_server.url}/accounts/password/reset/")
     page.get_by_label("Email").fill("ada@example.com")
@@ -105,8 +109,7 @@ def test_throttled_sign_up_and_password_reset_keep_what_was_typed_and_say_when(
 def test_a_throttled_invitation_says_when_and_nothing_is_kept(
     live_server, page, staff, browser_problems, artifacts
 ):
-    for _ in range(throttling.INVITATION_MAIL_PER_EMAIL.limit):
-        throttles.take(throttling.INVITATION_MAIL_PER_EMAIL, "dora@example.com")
+    used_up(throttling.INVITATION_MAIL_PER_EMAIL, "dora@example.com")
     refused_on_purpose(browser_problems, live_server, "/accounts/invitations/")
     sign_in(page, live_server, staff)
     page.get_by_role("link", name="Invitations").click()
