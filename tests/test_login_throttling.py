@@ -93,6 +93,7 @@ def spray(client, count, address=SPRAYER, password="Summer2026!"):
     return [sign_in(client, password, f"member{n}", address) for n in range(count)]
 
 
+@pytest.mark.postgres  # axes' records summed per address
 def test_thirty_wrong_passwords_over_thirty_usernames_pause_the_address(client, alice):
     answers = spray(client, 30)
     assert [a.status_code for a in answers[:29]] == [200] * 29

@@ -91,6 +91,7 @@ def test_a_person_paused_after_wrong_passwords_is_offered_a_reset(client, alice,
 # -- throttled: three reset mails an hour for one address, ten from one network --------------
 
 
+@pytest.mark.postgres  # the throttle's conditional UPDATEs
 def test_a_fourth_reset_mail_within_the_hour_is_not_sent_and_unknown_addresses_read_the_same(
     client, alice, smtp_server
 ):
