@@ -53,9 +53,13 @@ oidc-provider: $(OIDC_PROVIDER)/node_modules/.installed
 # Web server, django-q2 worker and, with no PIXAZO_API_KEY, the gateway simulator.
 PROCESSES = web worker $(if $(PIXAZO_API_KEY),,simulator)
 
+# DEBUG is off unless set (settings.py); the development server turns it on, unless the
+# environment (or .env) says otherwise, and says so.
+run: export DEBUG ?= 1
 run: install
 	@$(BIN)/python manage.py migrate --noinput -v 0
 	@echo "Darkroom: open http://127.0.0.1:$(PORT)/ ($(if $(PIXAZO_API_KEY),real Pixazo gateway,built-in gateway simulator: set PIXAZO_API_KEY for real images)). Ctrl+C stops it."
+	@echo "$(if $(filter 1 true yes on,$(DEBUG)),DEBUG=1: development mode for this server only (tracebacks on error pages, mail printed here); production runs with DEBUG off,DEBUG=$(DEBUG) from your environment: production settings on the development server)."
 	@PATH="$(abspath $(BIN)):$$PATH" DARKROOM_PORT=$(PORT) $(BIN)/honcho start $(PROCESSES)
 
 test: install-test browser oidc-provider

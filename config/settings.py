@@ -1,8 +1,10 @@
 """Darkroom settings, read from the environment.
 
-With no environment at all this runs for development: SQLite, media and a generated
-SECRET_KEY in the git-ignored data folder. Production sets DEBUG=0 and the variables
-listed in README.md; a missing or malformed value stops start-up with a clear message.
+DEBUG is off unless the environment turns it on: a deployment that forgets it never shows
+tracebacks. Development (`make run`, the tests) sets DEBUG=1 and then needs nothing else:
+SQLite, media and a generated SECRET_KEY in the git-ignored data folder. Production sets the
+variables listed in README.md; a missing or malformed value stops start-up with a clear
+message.
 """
 
 import json
@@ -64,7 +66,7 @@ def envlist(name, default):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-DEBUG = envbool("DEBUG", True)
+DEBUG = envbool("DEBUG", False)
 
 # Everything the instance writes on one machine lives here: database, media, dev secret.
 DATA_DIR = Path(env("DARKROOM_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -83,7 +85,10 @@ def _development_secret_key():
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (DEBUG is off unless set; for "
+            "development, `make run` sets DEBUG=1)"
+        )
     SECRET_KEY = _development_secret_key()
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
@@ -134,6 +139,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, before any redirect: notes X-Forwarded-For while TRUSTED_PROXY_COUNT=0.
+    "gallery.proxy.watch_forwarded_for",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -144,6 +151,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # After (so, on the way out, before) the policy is written: Sign out may lead on to the
+    # identity provider.
+    "gallery.identity.oidc.provider_in_form_action",
     # Last, as django-axes asks: it turns a refused login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -211,7 +221,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "signed_out"  # admin's sign out too
 
 # -- Identity: who may make an account, OpenID Connect sign-in, e-mail (gallery/identity/) --
 # SIGNUP_MODE: "open" (anyone may sign up and generate), "approval" (anyone may sign up, an
@@ -298,9 +308,12 @@ else:
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Darkroom <darkroom@localhost>")
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24  # a reset link works for a day (and only once)
 
-# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one
-# username from one address, that pair waits LOGIN_COOLOFF_MINUTES; never a permanent
-# lock, and keyed on the pair so a stranger cannot lock a colleague out from elsewhere.
+# Login throttling (django-axes, gallery/identity/throttling.py): after LOGIN_FAILURE_LIMIT
+# wrong passwords for one username from one address, that pair waits LOGIN_COOLOFF_MINUTES;
+# after LOGIN_ADDRESS_FAILURE_LIMIT from one address, whatever the usernames (password
+# spraying), the whole address waits as long. Never a permanent lock, and keyed on the
+# address, so a stranger cannot lock a colleague out from elsewhere. (Sign-up, password
+# reset and invitation mail are throttled in the same module, through gallery/throttles.py.)
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a throttled pair before any check
     "django.contrib.auth.backends.ModelBackend",
@@ -309,10 +322,15 @@ AUTHENTICATION_BACKENDS = [
     "gallery.identity.oidc.TeamOIDCBackend",
 ]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = envint("LOGIN_ADDRESS_FAILURE_LIMIT", 30)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "gallery.identity.throttling.LoginFailures"  # adds the per-address limit
 AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a pause don't count: the pause ends when the page said it would.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "gallery.identity.throttling.login_paused"  # 429, Retry-After, time left
 AXES_VERBOSE = False  # no banner at every start; lockouts are still logged as warnings
 AXES_CLIENT_IP_CALLABLE = "gallery.proxy.client_address"  # honours TRUSTED_PROXY_COUNT
 

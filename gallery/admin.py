@@ -894,3 +894,26 @@ _attempts.actions = [
     _needs("delete", getattr(type(_attempts), name)) if isinstance(name, str) else name
     for name in _attempts.actions
 ]
+
+
+# -- django-q2's Scheduled tasks: superusers only ---------------------------------------------
+# A schedule names any Python function, with arguments, for the worker to run: adding or
+# changing one is running code. Superusers may; other staff with its permissions see them,
+# read-only. (Imports here keep this one block.)
+
+from django_q.admin import ScheduleAdmin  # noqa: E402
+from django_q.models import Schedule  # noqa: E402
+
+admin.site.unregister(Schedule)
+
+
+@admin.register(Schedule)
+class SuperusersScheduleAdmin(ScheduleAdmin):
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser

@@ -7,7 +7,9 @@ from gallery.views import accounts
 
 urlpatterns = [
     path("login/", accounts.login, name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", accounts.sign_out, name="logout"),
+    # Where signing out ends; also the post-logout redirect URI registered at the provider.
+    path("signed-out/", accounts.signed_out, name="signed_out"),
     path(
         "password/",
         auth_views.PasswordChangeView.as_view(form_class=PasswordChangeForm),

@@ -8,12 +8,14 @@ keys and userinfo over HTTP.
         person = oidc_provider.person()
         answer = person.sign_in_through(client, email="ada@acme.test")
 
-`make_oidc_provider(redirect_uris, rogue=False)` starts another (rogue: it publishes a
-different key from the one it signs with).
+`make_oidc_provider(redirect_uris, rogue=False, logout=True)` starts another (rogue: it
+publishes a different key from the one it signs with; logout=False: its discovery names no
+end_session_endpoint).
 """
 
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -53,6 +55,9 @@ class OidcProvider:
         for name, value in values.items():
             setattr(settings, name, value)
         oidc.forget_discovery()
+
+    def discovery(self):
+        return httpx.get(f"{self.issuer}/.well-known/openid-configuration", timeout=10).json()
 
     def person(self):
         return ProviderPerson()
@@ -98,6 +103,27 @@ class ProviderPerson:
             url = urljoin(url, answer.headers["location"])
         raise AssertionError("the provider never sent the person back")
 
+    def sign_out(self, end_session_url):
+        """Confirm signing out at the provider; returns the URL it sends the person back to."""
+        page = self.http.get(end_session_url)
+        assert page.status_code == 200, page.text
+        action = re.search(r'<form id="op.logoutForm" method="post" action="([^"]+)"', page.text)
+        xsrf = re.search(r'name="xsrf" value="([^"]+)"', page.text)
+        url = urljoin(end_session_url, action[1])
+        answer = self.http.post(url, data={"xsrf": xsrf[1], "logout": "yes"})
+        assert answer.is_redirect, answer.text
+        return urljoin(url, answer.headers["location"])
+
+    def is_signed_in_at(self, authorize_url):
+        """Whether the provider sends the person straight back, without its login page."""
+        response = self.http.get(authorize_url)
+        while response.is_redirect:
+            url = urljoin(str(response.url), response.headers["location"])
+            if not url.startswith(self.provider_origin(authorize_url)):
+                return True
+            response = self.http.get(url)
+        return False
+
     @staticmethod
     def provider_origin(url):
         parts = urlsplit(url)
@@ -114,7 +140,11 @@ class ProviderPerson:
         return client.get(path, follow=True)
 
 
-def _start(tmp_path, redirect_uris, rogue=False):
+def _start(tmp_path, redirect_uris, rogue=False, logout=True):
+    # Darkroom's signed-out page beside each callback: where signing out there comes back to.
+    post_logout = [
+        uri.replace("/accounts/oidc/callback/", "/accounts/signed-out/") for uri in redirect_uris
+    ]
     if not NODE or not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
         pytest.skip("node or the npm package oidc-provider is missing (make test installs it)")
     log_path = tmp_path / f"oidc-provider-{len(list(tmp_path.iterdir()))}.log"
@@ -123,7 +153,9 @@ def _start(tmp_path, redirect_uris, rogue=False):
         "CLIENT_ID": CLIENT_ID,
         "CLIENT_SECRET": CLIENT_SECRET,
         "REDIRECT_URIS": ",".join(redirect_uris),
+        "POST_LOGOUT_REDIRECT_URIS": ",".join(post_logout),
         "ROGUE": "1" if rogue else "0",
+        "LOGOUT": "1" if logout else "0",
     }
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -144,12 +176,13 @@ def _start(tmp_path, redirect_uris, rogue=False):
 
 @pytest.fixture(scope="session")
 def make_oidc_provider(tmp_path_factory):
-    """make_oidc_provider(redirect_uris, rogue=False) -> a started provider, stopped at the end."""
+    """make_oidc_provider(redirect_uris, rogue=False, logout=True) -> a started provider,
+    stopped at the end."""
     started = []
     tmp_path = tmp_path_factory.mktemp("oidc")
 
-    def make(redirect_uris=(TEST_CLIENT_CALLBACK,), rogue=False):
-        provider = _start(tmp_path, redirect_uris, rogue)
+    def make(redirect_uris=(TEST_CLIENT_CALLBACK,), rogue=False, logout=True):
+        provider = _start(tmp_path, redirect_uris, rogue, logout)
         started.append(provider)
         return provider
 

@@ -113,3 +113,21 @@ def test_staff_can_open_admin(client, staff):
 
 def test_system_checks_are_clean():
     call_command("check", fail_level="WARNING")
+
+
+def test_sign_up_from_one_network_is_throttled_and_says_when_to_try_again(client):
+    def sign_up(username, address="198.51.100.4"):
+        data = {"username": username, "password1": "velvet-lantern-42", "password2": "nope"}
+        return client.post("/accounts/signup/", data, REMOTE_ADDR=address)
+
+    for n in range(10):  # mistakes count too: each try is a guess at a user name
+        assert sign_up(f"guess{n}").status_code == 200
+    refused = sign_up("dora")
+
+    assert refused.status_code == 429
+    assert 59 * 60 < int(refused["Retry-After"]) <= 60 * 60
+    message = " ".join(refused.text.split())
+    assert "Too many sign-ups from your network just now. Try again in 1 hour." in message
+    assert 'value="dora"' in refused.text  # the chosen name is kept
+    assert b"didn" not in refused.content  # and nothing is checked: no errors to fix
+    assert sign_up("dora", address="203.0.113.9").status_code == 200  # another network

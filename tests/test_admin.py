@@ -520,3 +520,47 @@ def test_staff_set_the_team_budget_in_admin_without_a_restart(staff_client):
     alice = make_user("ada")
     (team,) = spend.limits_for(alice, Gallery.default_for(alice))
     assert team.label == "the team's monthly budget"
+
+
+# -- django-q2's Scheduled tasks: a schedule runs any function, so superusers only ----------
+
+
+@pytest.fixture
+def scheduler_staff(client, db):
+    """Staff who hold every permission on schedules, but are no superuser."""
+    from django.contrib.auth.models import Permission
+
+    helpdesk = get_user_model().objects.create_user("helpdesk", "hd@example.com", is_staff=True)
+    helpdesk.user_permissions.set(Permission.objects.filter(content_type__app_label="django_q"))
+    client.force_login(helpdesk)
+    return client
+
+
+def test_other_staff_see_schedules_read_only_and_can_add_change_or_delete_none(scheduler_staff):
+    from django_q.models import Schedule
+
+    watchdog = Schedule.objects.get()
+    listed = scheduler_staff.get("/admin/django_q/schedule/")
+    assert listed.status_code == 200 and watchdog.func in listed.text
+    page = scheduler_staff.get(f"/admin/django_q/schedule/{watchdog.pk}/change/")
+    assert page.status_code == 200
+    assert 'name="func"' not in page.text and 'name="_save"' not in page.text
+
+    attack = {"name": "x", "func": "os.system", "args": "'touch /tmp/owned'", "schedule_type": "O"}
+    assert scheduler_staff.post("/admin/django_q/schedule/add/", attack).status_code == 403
+    change = f"/admin/django_q/schedule/{watchdog.pk}/change/"
+    assert scheduler_staff.post(change, {**attack, "repeats": -1}).status_code == 403
+    delete = f"/admin/django_q/schedule/{watchdog.pk}/delete/"
+    assert scheduler_staff.post(delete, {"post": "yes"}).status_code == 403
+    assert list(Schedule.objects.values_list("pk", "func")) == [(watchdog.pk, watchdog.func)]
+
+
+def test_superusers_manage_schedules(staff_client):
+    from django_q.models import Schedule
+
+    add = staff_client.get("/admin/django_q/schedule/add/")
+    assert add.status_code == 200 and 'name="func"' in add.text
+    watchdog = Schedule.objects.get()
+    delete = f"/admin/django_q/schedule/{watchdog.pk}/delete/"
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not Schedule.objects.exists()

@@ -22,7 +22,8 @@ def test_a_newcomer_signs_up_lands_on_the_studio_signs_out_and_back_in(
     page.screenshot(path=f"{artifacts}/studio-after-signup.png", full_page=True)
 
     page.get_by_role("button", name="Sign out").click()
-    expect(page).to_have_url(f"{live_server.url}/accounts/login/")
+    expect(page).to_have_url(f"{live_server.url}/accounts/signed-out/")
+    expect(page.get_by_role("status")).to_have_text("You're signed out.")
     page.get_by_label("Username").fill("newcomer")
     page.get_by_label("Password").fill("velvet-lantern-42")
     page.get_by_role("button", name="Sign in").click()

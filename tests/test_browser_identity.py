@@ -44,7 +44,7 @@ def at_the_provider(page, email, verified=True):
     page.get_by_role("button", name="Sign in").click()
 
 
-def test_a_new_person_signs_in_with_the_provider_and_comes_back_to_the_same_account(
+def test_a_new_person_signs_in_with_the_provider_signs_out_of_both_and_comes_back(
     live_server, browser_provider, watched, artifacts
 ):
     page = watched
@@ -61,9 +61,17 @@ def test_a_new_person_signs_in_with_the_provider_and_comes_back_to_the_same_acco
     page.screenshot(path=f"{artifacts}/oidc-studio-after-first-sign-in.png", full_page=True)
     first = User.objects.get()
 
+    # Sign out ends the provider's session too (RP-initiated logout), after its question.
     page.get_by_role("button", name="Sign out").click()
-    expect(page).to_have_url(f"{live_server.url}/accounts/login/")
-    page.get_by_role("link", name="Sign in with Acme ID").click()  # still signed in there
+    expect(page.get_by_role("heading", name="Test identity provider: sign out")).to_be_visible()
+    page.get_by_role("button", name="Yes, sign me out").click()
+    expect(page).to_have_url(f"{live_server.url}/accounts/signed-out/")
+    expect(page.get_by_role("status")).to_have_text("You're signed out.")
+    page.screenshot(path=f"{artifacts}/oidc-signed-out.png", full_page=True)
+
+    # So the provider asks who this is again: the next person at this computer isn't Ada.
+    page.get_by_role("link", name="Sign in with Acme ID").click()
+    at_the_provider(page, "ada.lovelace@acme.test")
     expect(page.locator(".site-user")).to_contain_text("ada.lovelace")
     assert list(User.objects.all()) == [first]
 

@@ -38,14 +38,24 @@ def test_with_a_real_key_there_is_no_badge_and_the_key_never_reaches_a_page(alic
 
 def test_without_a_key_the_app_talks_to_the_simulator(tmp_path):
     code = "from django.conf import settings; print(settings.PIXAZO_BASE_URL)"
-    env = {"DARKROOM_DATA_DIR": str(tmp_path), "PIXAZO_API_KEY": "", "PIXAZO_BASE_URL": ""}
+    env = {
+        "DEBUG": "1",
+        "DARKROOM_DATA_DIR": str(tmp_path),
+        "PIXAZO_API_KEY": "",
+        "PIXAZO_BASE_URL": "",
+    }
     result = run_settings(env, code)
     assert result.stdout.strip() == "http://127.0.0.1:8001/gpt-image-1-5-api-923/v1"
 
 
 def test_with_a_key_the_app_talks_to_the_real_gateway(tmp_path):
     code = "from django.conf import settings; print(settings.PIXAZO_BASE_URL)"
-    env = {"DARKROOM_DATA_DIR": str(tmp_path), "PIXAZO_API_KEY": "k", "PIXAZO_BASE_URL": ""}
+    env = {
+        "DEBUG": "1",
+        "DARKROOM_DATA_DIR": str(tmp_path),
+        "PIXAZO_API_KEY": "k",
+        "PIXAZO_BASE_URL": "",
+    }
     result = run_settings(env, code)
     assert result.stdout.strip() == "https://gateway.pixazo.ai/gpt-image-1-5-api-923/v1"
 

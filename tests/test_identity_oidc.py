@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth import get_user_model
 from django.core.exceptions import SuspiciousOperation
 
-from gallery.identity.oidc import TeamOIDCBackend
+from gallery.identity.oidc import TeamOIDCBackend, forget_discovery
 from gallery.models import AccountApproval, Invitation, OidcIdentity, is_team_member
 from tests.conftest import PASSWORD
 from tests.oidc_fixtures import CLIENT_ID, CLIENT_SECRET
@@ -140,8 +140,10 @@ def test_a_tampered_state_is_refused_and_makes_no_account(client, provider):
         query["state"] = "forged-" + query["state"][7:]
         return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
 
-    message = error_on_sign_in_page(sign_in(client, tamper=tamper))
-    assert "Darkroom couldn't verify Acme ID's answer" in message
+    page = sign_in(client, tamper=tamper)
+    assert page.status_code == 400
+    assert "isn't for a sign-in started in this browser" in page.text
+    assert "_auth_user_id" not in client.session
     assert not User.objects.exists()
 
 
@@ -186,8 +188,47 @@ def test_replaying_a_callback_is_refused(client, provider):
     path = callback.removeprefix("http://testserver")
     assert client.get(path).status_code == 302
     client.logout()
-    message = error_on_sign_in_page(client.get(path, follow=True))
-    assert "That sign-in had expired or was already used" in message
+    again = client.get(path)
+    assert again.status_code == 400
+    assert "expired or was already used, so Darkroom ignored it" in again.text
+    assert "_auth_user_id" not in client.session
+
+
+# -- answers for sign-ins this browser never started: a plain page, and nothing changes --------
+
+
+def test_an_error_answer_without_the_state_of_a_sign_in_here_signs_nobody_out(
+    client, provider, alice
+):
+    client.force_login(alice)
+    session_key = client.session.session_key
+    for query in ["error=access_denied", "error=x&state=made-up", "code=x&state=made-up"]:
+        page = client.get(f"/accounts/oidc/callback/?{query}")
+        assert page.status_code == 400, query
+        assert "You're still signed in as <strong>alice</strong>" in page.text
+    assert client.session.session_key == session_key
+    assert client.session["_auth_user_id"] == str(alice.pk)
+    assert client.get("/").status_code == 200
+
+
+def test_a_forged_answer_does_not_spoil_a_sign_in_in_progress(client, provider):
+    from tests.oidc_fixtures import ProviderPerson
+
+    start = client.get("/accounts/oidc/authenticate/")
+    # Meanwhile another site sends this browser to the callback with an error of its own.
+    assert client.get("/accounts/oidc/callback/?error=access_denied&state=x").status_code == 400
+
+    callback = ProviderPerson().sign_in(start["Location"], email="ada@acme.test")
+    arrived = client.get(callback.removeprefix("http://testserver"), follow=True)
+    assert arrived.redirect_chain[-1][0] == "/"
+    assert User.objects.get().email == "ada@acme.test"
+
+
+def test_cancelling_a_sign_in_started_while_signed_in_signs_nobody_out(client, provider, alice):
+    client.force_login(alice)
+    landed = sign_in(client, cancel=True)
+    assert client.session["_auth_user_id"] == str(alice.pk)
+    assert "The sign-in was cancelled at Acme ID." in landed.text
 
 
 def test_an_unreachable_provider_never_stops_the_site_and_the_button_says_so(client, settings):
@@ -345,3 +386,82 @@ def test_a_well_formed_id_token_passes(verifier):
 def test_id_tokens_for_someone_else_or_too_old_are_refused(verifier, claims, why):
     with pytest.raises(SuspiciousOperation, match=why):
         verifier(**claims)
+
+
+# -- signing out: of the provider too (RP-initiated logout) ----------------------------------
+
+
+def signed_in_person(client, email="ada@acme.test"):
+    from tests.oidc_fixtures import ProviderPerson
+
+    person = ProviderPerson()
+    start = client.get("/accounts/oidc/authenticate/")
+    callback = person.sign_in(start["Location"], email=email)
+    assert client.get(callback.removeprefix("http://testserver")).status_code == 302
+    return person
+
+
+def next_sign_in_goes_straight_through(client, person):
+    return person.is_signed_in_at(client.get("/accounts/oidc/authenticate/")["Location"])
+
+
+def test_signing_out_ends_the_providers_session_so_the_next_sign_in_asks_again(client, provider):
+    person = signed_in_person(client)
+    assert next_sign_in_goes_straight_through(client, person)  # the provider remembers them
+
+    answer = client.post("/accounts/logout/")
+
+    assert "_auth_user_id" not in client.session
+    parts = urlsplit(answer["Location"])
+    assert (
+        f"{parts.scheme}://{parts.netloc}{parts.path}"
+        == provider.discovery()["end_session_endpoint"]
+    )
+    assert parse_qs(parts.query) == {
+        "client_id": [CLIENT_ID],
+        "post_logout_redirect_uri": ["http://testserver/accounts/signed-out/"],
+    }  # no ID token travels through the browser
+    back = person.sign_out(answer["Location"])
+    assert back == "http://testserver/accounts/signed-out/"
+    assert "You're signed out." in client.get(back).text
+    assert not next_sign_in_goes_straight_through(client, person)  # asked who they are
+
+
+def test_pages_let_sign_out_lead_on_to_the_provider_only_while_it_is_configured(
+    client, provider, settings
+):
+    # Sign out answers with a redirect to the provider: browsers hold it to form-action.
+    policy = client.get("/accounts/login/")["Content-Security-Policy"]
+    assert f"form-action 'self' {provider.issuer};" in policy
+    settings.OIDC_ISSUER = ""
+    assert "form-action 'self';" in client.get("/accounts/login/")["Content-Security-Policy"]
+
+
+def test_a_password_session_signs_out_of_darkroom_only(client, provider, alice):
+    client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    answer = client.post("/accounts/logout/")
+    assert answer["Location"] == "/accounts/signed-out/"
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_provider_without_an_end_session_endpoint_signs_out_of_darkroom_only(
+    client, make_oidc_provider, settings
+):
+    make_oidc_provider(logout=False).configure(settings)
+    person = signed_in_person(client)
+    answer = client.post("/accounts/logout/")
+    assert answer["Location"] == "/accounts/signed-out/"
+    assert "_auth_user_id" not in client.session
+    assert next_sign_in_goes_straight_through(client, person)
+
+
+def test_a_provider_that_is_down_at_sign_out_still_signs_out_of_darkroom(
+    client, provider, settings
+):
+    signed_in_person(client)
+    settings.OIDC_ISSUER = "http://127.0.0.1:9"  # the provider went away meanwhile
+    forget_discovery()
+    page = client.post("/accounts/logout/", follow=True)
+    assert page.redirect_chain[-1][0] == "/accounts/signed-out/"
+    assert "_auth_user_id" not in client.session
+    assert "Acme ID can&#x27;t be reached, so you may still be signed in there" in page.text

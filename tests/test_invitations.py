@@ -174,3 +174,46 @@ def test_the_smtp_password_never_reaches_a_page_or_the_log(staff_client, smtp_se
     invite(staff_client, smtp_server)
     assert SMTP_PASSWORD not in caplog.text
     assert SMTP_PASSWORD not in staff_client.get("/accounts/invitations/").text
+
+
+@pytest.mark.postgres  # the throttle's conditional UPDATEs
+def test_a_fourth_invitation_mail_to_one_address_within_a_day_is_not_sent(
+    staff_client, staff, smtp_server
+):
+    # Invite, revoke, invite again: the loop that would fill somebody's inbox.
+    for _ in range(3):
+        invite(staff_client, smtp_server)
+        staff_client.post(
+            f"/accounts/invitations/{Invitation.objects.get(revoked_at=None).pk}/revoke/"
+        )
+    refused = staff_client.post("/accounts/invitations/", {"email": "dora@example.com"})
+
+    assert refused.status_code == 429
+    assert 23 * 3600 < int(refused["Retry-After"]) <= 24 * 3600
+    message = " ".join(refused.text.split())
+    assert "This address has had 3 invitations in a day already. Try again in 1 day." in message
+    assert 'value="dora@example.com"' in refused.text
+    assert len(smtp_server.messages) == 3
+    assert not Invitation.objects.filter(revoked_at=None).exists()  # nothing half-made
+    # Admin's doors mail through the same throttle.
+    pending, _token = Invitation.issue("dora@example.com", invited_by=staff)
+    staff_client.post(
+        "/admin/gallery/invitation/",
+        {"action": "send_again", "_selected_action": [pending.pk]},
+    )
+    assert len(smtp_server.messages) == 3
+    # Somebody else is still invited at once.
+    invite(staff_client, smtp_server, "eve@example.com")
+
+
+def test_one_network_sending_many_invitations_is_throttled(staff_client, smtp_server):
+    from gallery import throttles
+    from gallery.identity.throttling import INVITATION_MAIL_PER_ADDRESS
+
+    for _ in range(INVITATION_MAIL_PER_ADDRESS.limit - 1):  # a busy hour of inviting so far
+        throttles.take(INVITATION_MAIL_PER_ADDRESS, "127.0.0.1")  # the test client's address
+    invite(staff_client, smtp_server, "last@example.com")
+    refused = staff_client.post("/accounts/invitations/", {"email": "late@example.com"})
+    assert refused.status_code == 429
+    assert "Too many invitations sent from your network just now" in refused.text
+    assert not Invitation.objects.filter(email="late@example.com").exists()

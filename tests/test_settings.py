@@ -44,10 +44,18 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
 
+def test_debug_is_off_unless_the_environment_turns_it_on(tmp_path):
+    code = "from django.conf import settings; print(settings.DEBUG, settings.SECURE_SSL_REDIRECT)"
+    base = {"DARKROOM_DATA_DIR": str(tmp_path), "SECRET_KEY": "k" * 50}
+    assert run_settings(base, code).stdout.split() == ["False", "True"]
+    assert run_settings({**base, "DEBUG": ""}, code).stdout.split() == ["False", "True"]
+    assert run_settings({**base, "DEBUG": "1"}, code).stdout.split() == ["True", "False"]
+
+
 def test_development_generates_a_secret_key_once_and_keeps_it(tmp_path):
     code = "from django.conf import settings; print(settings.SECRET_KEY)"
-    first = run_settings({"DARKROOM_DATA_DIR": str(tmp_path)}, code)
-    second = run_settings({"DARKROOM_DATA_DIR": str(tmp_path)}, code)
+    first = run_settings({"DEBUG": "1", "DARKROOM_DATA_DIR": str(tmp_path)}, code)
+    second = run_settings({"DEBUG": "1", "DARKROOM_DATA_DIR": str(tmp_path)}, code)
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     assert len(first.stdout.strip()) >= 50
@@ -56,7 +64,11 @@ def test_development_generates_a_secret_key_once_and_keeps_it(tmp_path):
 def test_database_url_switches_to_postgresql(tmp_path):
     code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
     result = run_settings(
-        {"DARKROOM_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgres://u:p@db:5432/darkroom"},
+        {
+            "DEBUG": "1",
+            "DARKROOM_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://u:p@db:5432/darkroom",
+        },
         code,
     )
     assert result.stdout.strip() == "django.db.backends.postgresql"
@@ -68,13 +80,13 @@ def test_sqlite_runs_with_wal_and_immediate_transactions(tmp_path):
         "c = connection.cursor(); c.execute('PRAGMA journal_mode'); print(c.fetchone()[0]); "
         "print(connection.settings_dict['OPTIONS']['transaction_mode'])"
     )
-    result = run_settings({"DARKROOM_DATA_DIR": str(tmp_path)}, code)
+    result = run_settings({"DEBUG": "1", "DARKROOM_DATA_DIR": str(tmp_path)}, code)
     assert result.stdout.split() == ["wal", "IMMEDIATE"], result.stderr
 
 
 def test_there_is_one_poller_per_worker_unless_told_otherwise(tmp_path):
     code = "from django.conf import settings; print(settings.POLLER_SHARDS)"
-    base = {"DARKROOM_DATA_DIR": str(tmp_path), "POLLER_SHARDS": ""}
+    base = {"DEBUG": "1", "DARKROOM_DATA_DIR": str(tmp_path), "POLLER_SHARDS": ""}
     assert run_settings({**base, "Q_WORKERS": "3"}, code).stdout.strip() == "3"
     assert run_settings({**base, "Q_WORKERS": "3", "POLLER_SHARDS": "1"}, code).stdout == "1\n"
 

@@ -53,7 +53,8 @@ class MakeRun:
             "DARKROOM_DATA_DIR": str(self.data_dir),
             "LOG_LEVEL": "INFO",
         }
-        for name in ("DATABASE_URL", "MEDIA_ROOT", "PIXAZO_API_KEY", "PIXAZO_BASE_URL"):
+        # No DEBUG either: `make run` turns it on for the development server by itself.
+        for name in ("DATABASE_URL", "MEDIA_ROOT", "PIXAZO_API_KEY", "PIXAZO_BASE_URL", "DEBUG"):
             env.pop(name, None)
         self.process = subprocess.Popen(
             ["make", "--no-print-directory", "run"],
@@ -129,6 +130,7 @@ def test_a_stop_at_any_moment_of_start_up_leaves_no_process_behind(make_run, mom
         run.wait_for(run.cluster_processes, "the worker to start")
     else:
         run.wait_for(run.worker_runs, "the worker to run")
+        assert "DEBUG=1: development mode for this server only" in run.log()
     run.press(signum)
 
     left = run.wait_until_gone(10)

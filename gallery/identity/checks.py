@@ -1,7 +1,15 @@
 """Identity settings that must agree (`manage.py check`; the deploy ones with --deploy)."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.db import DatabaseError
+
+from gallery import proxy
+
+# A proxy seen within this long still counts; one taken away since is forgotten then.
+FORWARDED_FOR_MEMORY = timedelta(days=30)
 
 
 @register()
@@ -72,3 +80,30 @@ def identity_deploy(app_configs, **kwargs):
             )
         )
     return problems
+
+
+@register(deploy=True)
+def forwarded_for_without_a_trusted_proxy(app_configs, **kwargs):
+    """Requests came with X-Forwarded-For while no proxy is trusted (gallery/proxy.py notes
+    them): every visitor would share the proxy's address for sign-in throttling."""
+    if settings.TRUSTED_PROXY_COUNT:
+        return []
+    from gallery.models import Sighting
+
+    try:
+        seen = Sighting.last_seen(proxy.FORWARDED_FOR_UNTRUSTED, within=FORWARDED_FOR_MEMORY)
+    except DatabaseError:
+        return []  # no database to ask yet (an image being built, a first deployment)
+    if seen is None:
+        return []
+    return [
+        Warning(
+            f"Requests reached Darkroom with X-Forwarded-For (last on {seen:%Y-%m-%d %H:%M} "
+            "UTC) while TRUSTED_PROXY_COUNT is 0: behind a proxy, every visitor shares its "
+            "address, so one person's wrong passwords pause sign-in for everybody",
+            hint="Set TRUSTED_PROXY_COUNT to the number of reverse proxies in front of "
+            "Darkroom (1 for one TLS proxy). If clients reach Darkroom directly, leave it at 0 "
+            "(the header came from a client) and have the edge drop X-Forwarded-For.",
+            id="darkroom.W013",
+        )
+    ]

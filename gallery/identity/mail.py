@@ -8,6 +8,8 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from gallery.identity import throttling
+
 logger = logging.getLogger("gallery.identity")
 
 
@@ -15,10 +17,23 @@ class MailNotSent(Exception):
     pass
 
 
+class MailThrottled(MailNotSent):
+    """Not sent: too many invitations from this address, or to this e-mail address."""
+
+    def __init__(self, refusal):
+        super().__init__(throttling.explain(refusal))
+        self.refusal = refusal
+
+
 def send_invitation(request, invitation, token):
-    """E-mail the invitation's link; raises MailNotSent (the cause is logged, no secrets)."""
+    """E-mail the invitation's link; raises MailNotSent (the cause is logged, no secrets),
+    MailThrottled when the invitation throttles refuse. Every door that mails invitations
+    (the staff page, admin's add and "send again") comes through here."""
     if not settings.EMAIL_ENABLED:
         raise MailNotSent("no EMAIL_URL is set")
+    if refusal := throttling.invitation_mail(request, invitation.email):
+        logger.warning("Invitation e-mail to %s not sent: throttled", invitation.email)
+        raise MailThrottled(refusal)
     context = {
         "invitation": invitation,
         "link": request.build_absolute_uri(reverse("invitation_accept", args=[token])),

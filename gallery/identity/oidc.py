@@ -5,7 +5,9 @@ The library runs the authorization code flow with state, nonce and PKCE, exchang
 and checks the ID token's signature against the provider's published keys (JWKS). Here it
 also checks issuer, audience, expiry and that the userinfo answer is about the same person,
 and who may come in is decided by gallery/identity/admission.py. Every refusal ends on the
-sign-in page with a plain message and a log line that names no token.
+sign-in page with a plain message and a log line that names no token; an answer to a sign-in
+this browser didn't start changes nothing at all. Signing out of a session the provider
+signed in ends the provider's session too (RP-initiated logout), where it offers that.
 
 Discovery is fetched the first time it is needed and kept for an hour (an older copy is kept
 on while the provider can't be reached), so a provider that is down at start-up never stops
@@ -15,6 +17,7 @@ the site: the sign-in button says it can't be reached, and tries again 30 second
 import logging
 import time
 from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import jwt
@@ -24,7 +27,8 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.utils.csp import CSP
 from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import (
@@ -198,7 +202,13 @@ class SignInWithProvider(OIDCAuthenticationRequestView):
 
 
 class ProviderCallback(OIDCAuthenticationCallbackView):
-    """/accounts/oidc/callback/: the address operators register at their provider."""
+    """/accounts/oidc/callback/: the address operators register at their provider.
+
+    Only the answer to a sign-in this browser started (its `state` is in the session) is
+    read. Anything else, a link from another site say (the session cookie is SameSite=Lax,
+    so it comes along), gets a plain page and changes nothing: nobody is signed out, no
+    sign-in in progress is dropped.
+    """
 
     refusal = None
 
@@ -206,17 +216,27 @@ class ProviderCallback(OIDCAuthenticationCallbackView):
         if not admission.oidc_configured():
             raise Http404("OpenID Connect is not configured")
         label = settings.OIDC_LABEL
+        started = request.session.get("oidc_states") or {}
+        state = request.GET.get("state", "")
+        if state not in started:
+            logger.warning("OIDC callback without a sign-in this browser started: ignored")
+            context = {"label": label}
+            return render(request, "registration/oidc_not_started.html", context, status=400)
         if error := request.GET.get("error"):
             logger.warning(
                 "OIDC sign-in refused: the provider answered %s (%s)",
                 error[:64],
                 request.GET.get("error_description", "")[:200],
             )
+            # The library would sign the person out here; that sign-in is simply over.
+            del started[state]
+            request.session.modified = True
             self.refusal = (
                 f"The sign-in was cancelled at {label}."
                 if error == "access_denied"
                 else f"{label} didn't sign you in ({error[:64]}). Please try again."
             )
+            return self.login_failure()
         try:
             return super().get(request)
         except admission.Refused as refused:
@@ -243,6 +263,52 @@ class ProviderCallback(OIDCAuthenticationCallbackView):
             self.refusal or "That sign-in had expired or was already used. Please try again.",
         )
         return redirect("login")
+
+
+def _origin(url):
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def provider_in_form_action(get_response):
+    """Middleware: while OpenID Connect is configured, every page's Content-Security-Policy
+    lets forms lead on to the provider, because Sign out (a form on every page) answers with
+    a redirect to its end_session_endpoint, and browsers hold redirects after a form to
+    `form-action`. The issuer's site, and the endpoint's if this process knows it already:
+    pages never wait for discovery."""
+
+    def middleware(request):
+        response = get_response(request)
+        if admission.oidc_configured() and CSP.HEADER_ENFORCE not in response:
+            sites = {_origin(settings.OIDC_ISSUER)}
+            known = _discovered.get(settings.OIDC_ISSUER)
+            if known and known.document and known.document.get("end_session_endpoint"):
+                sites.add(_origin(known.document["end_session_endpoint"]))
+            policy = getattr(response, "_csp_config", settings.SECURE_CSP)  # csp_override's
+            if policy and policy.get("form-action"):
+                form_action = [*policy["form-action"], *sorted(sites)]
+                response._csp_config = {**policy, "form-action": form_action}
+        return response
+
+    return middleware
+
+
+def end_session_url(signed_out_url):
+    """Where to send a browser to end its session at the provider, then come back to
+    `signed_out_url` (RP-initiated logout), or None when discovery names no
+    end_session_endpoint. Raises ProviderUnreachable.
+
+    Sends client_id, not id_token_hint: the ID token is never kept, nor handed to a browser.
+    The provider checks `signed_out_url` against the post-logout redirect URIs registered
+    for the client.
+    """
+    endpoint = discovery().get("end_session_endpoint")
+    if not endpoint:
+        return None
+    query = urlencode(
+        {"client_id": settings.OIDC_RP_CLIENT_ID, "post_logout_redirect_uri": signed_out_url}
+    )
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
 def unreachable_message():

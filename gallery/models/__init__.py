@@ -6,7 +6,8 @@
 - spending: the usage ledger (`UsageEntry`), its month totals (`UsageTotal`), `TeamBudget`
 - accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
   `Invitation`s that bring people in
-- ops: `Lease` (pollers, heartbeats), `MetricCounter` (/metrics), `Throttle` (throttles.py)
+- ops: `Lease` (pollers, heartbeats), `MetricCounter` (/metrics), `Throttle` (throttles.py),
+  `Sighting` (what requests showed, for `check --deploy`)
 """
 
 from gallery.models.accounts import (
@@ -41,7 +42,7 @@ from gallery.models.generations import (
     Image,
     ImageQuerySet,
 )
-from gallery.models.ops import Lease, MetricCounter, Throttle
+from gallery.models.ops import Lease, MetricCounter, Sighting, Throttle
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
 from gallery.models.spending import (
     TeamBudget,
@@ -76,6 +77,7 @@ __all__ = [
     "Role",
     "ShareLink",
     "ShareLinkQuerySet",
+    "Sighting",
     "TeamBudget",
     "Throttle",
     "UsageEntry",

@@ -118,3 +118,25 @@ class Throttle(models.Model):
 
     def __str__(self):
         return f"{self.scope} {self.key_hash[:8]}: {self.count} until {self.resets_at:%H:%M}"
+
+
+class Sighting(models.Model):
+    """Something requests showed that an operator should hear of from `manage.py check
+    --deploy`, which sees no requests itself: when any process, on any host, last saw it
+    (gallery/proxy.py: X-Forwarded-For while no proxy is trusted)."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    last_seen_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} (last seen {self.last_seen_at:%Y-%m-%d %H:%M})"
+
+    @classmethod
+    def note(cls, name):
+        cls.objects.update_or_create(name=name, defaults={"last_seen_at": timezone.now()})
+
+    @classmethod
+    def last_seen(cls, name, within):
+        """When `name` was last seen, if within the last `within` (a timedelta), else None."""
+        recent = cls.objects.filter(name=name, last_seen_at__gte=timezone.now() - within)
+        return recent.values_list("last_seen_at", flat=True).first()

@@ -105,6 +105,9 @@ def main():
             DARKROOM_DATA_DIR=folder,
             MEDIA_ROOT=str(Path(folder) / "media"),
             LOG_LEVEL="WARNING",
+            # Development settings, as it always ran: Django's test Client speaks plain HTTP,
+            # which production's settings would redirect to HTTPS.
+            DEBUG="1",
         )
         import django
         from django.core.management import call_command

@@ -2,7 +2,9 @@
 // oidc-provider (OpenID Certified), with a plain login page of our own instead of its
 // development one (that one loads web fonts from the internet).
 //
-// Environment: CLIENT_ID, CLIENT_SECRET, REDIRECT_URIS (comma-separated). ROGUE=1 makes it
+// Environment: CLIENT_ID, CLIENT_SECRET, REDIRECT_URIS and POST_LOGOUT_REDIRECT_URIS
+// (comma-separated; signing out there ends with a confirmation page, as most providers ask;
+// LOGOUT=0 leaves end_session_endpoint out, as Google does). ROGUE=1 makes it
 // publish a different key (same kid) from the one it signs ID tokens with, as a forger would.
 // It listens on a free loopback port and prints {"issuer": "http://127.0.0.1:PORT"}.
 //
@@ -14,7 +16,9 @@ import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
 
 const accounts = new Map();
-const { CLIENT_ID, CLIENT_SECRET, REDIRECT_URIS, ROGUE } = process.env;
+const {
+  CLIENT_ID, CLIENT_SECRET, REDIRECT_URIS, POST_LOGOUT_REDIRECT_URIS, LOGOUT, ROGUE,
+} = process.env;
 const KID = 'darkroom-test-key';
 
 function rsaKey() {
@@ -60,6 +64,7 @@ server.listen(0, '127.0.0.1', () => {
       client_id: CLIENT_ID,
       client_secret: CLIENT_SECRET,
       redirect_uris: REDIRECT_URIS.split(','),
+      post_logout_redirect_uris: (POST_LOGOUT_REDIRECT_URIS || '').split(',').filter(Boolean),
       response_types: ['code'],
       grant_types: ['authorization_code'],
       token_endpoint_auth_method: 'client_secret_post',
@@ -74,7 +79,20 @@ server.listen(0, '127.0.0.1', () => {
       profile: ['name', 'given_name', 'family_name'],
     },
     pkce: { required: () => true },
-    features: { devInteractions: { enabled: false } },
+    features: {
+      devInteractions: { enabled: false },
+      // RP-initiated logout (end_session_endpoint), with plain pages of our own.
+      rpInitiatedLogout: {
+        enabled: LOGOUT !== '0',
+        async logoutSource(ctx, form) {
+          ctx.body = page('Test identity provider: sign out', `${form}
+<p><button type="submit" form="op.logoutForm" name="logout" value="yes">Yes, sign me out</button></p>`);
+        },
+        async postLogoutSuccessSource(ctx) {
+          ctx.body = page('Test identity provider: signed out', '<p>You are signed out.</p>');
+        },
+      },
+    },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     // A company's own application: no consent screen, as most identity providers do it.
     async loadExistingGrant(ctx) {
