@@ -2,6 +2,7 @@
 
 - galleries: `Gallery`, `GalleryMember` and `Role`: who may see and fill a gallery
 - generations: `Generation` (the state machine), its `Image` rows, `Favourite`
+- renditions: `DisplayRendition`, the WebP a page shows instead of an original
 - sharing: `ShareLink`
 - accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
   `Invitation`s that bring people in
@@ -41,11 +42,13 @@ from gallery.models.generations import (
     ImageQuerySet,
 )
 from gallery.models.ops import Lease, MetricCounter, Throttle
+from gallery.models.renditions import DisplayRendition, display_of
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
 
 __all__ = [
     "AccountApproval",
     "BACKGROUNDS",
+    "DisplayRendition",
     "IMAGE_SIZES",
     "MAX_IMAGES",
     "OUTPUT_FORMATS",
@@ -70,6 +73,7 @@ __all__ = [
     "ShareLinkQuerySet",
     "Throttle",
     "approval_refusal",
+    "display_of",
     "gallery_visible_to",
     "is_awaiting_approval",
     "is_team_member",

@@ -1,0 +1,44 @@
+"""Display renditions: what a page shows of an image, so the original travels only on
+Download.
+
+A stored original is whatever the provider made (a PNG of several megabytes, often); a
+page looks at a WebP of it at display size instead, beside the thumbnail, as `srcset`
+candidates (gallery/views/pictures.py). The worker makes it with the thumbnail
+(Generation.store_images); `manage.py make_display_renditions` makes those of images
+stored before renditions existed. An image without one is shown by its thumbnail, or by
+its original where the viewer may have that.
+
+Its own table rather than a column of `Image`, so the pipeline's model stays as it is;
+an image has at most one (the primary key is the image's).
+"""
+
+from django.db import models
+
+from gallery.models.generations import Image
+
+
+class DisplayRendition(models.Model):
+    image = models.OneToOneField(
+        Image, on_delete=models.CASCADE, primary_key=True, related_name="display"
+    )
+    file = models.FileField(max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    CONTENT_TYPE = "image/webp"
+
+    def __str__(self):
+        return f"Display rendition of {self.image_id} ({self.width}×{self.height})"
+
+    def delete_file(self):
+        if self.file.name:
+            self.file.storage.delete(self.file.name)
+
+
+def display_of(image):
+    """The image's display rendition, or None (select_related("display") saves the query)."""
+    try:
+        return image.display
+    except DisplayRendition.DoesNotExist:
+        return None
