@@ -12,7 +12,9 @@ Its own table rather than a column of `Image`, so the pipeline's model stays as 
 an image has at most one (the primary key is the image's).
 """
 
-from django.db import models
+import secrets
+
+from django.db import IntegrityError, models, transaction
 
 from gallery.models.generations import Image
 
@@ -30,6 +32,24 @@ class DisplayRendition(models.Model):
 
     def __str__(self):
         return f"Display rendition of {self.image_id} ({self.width}×{self.height})"
+
+    @classmethod
+    def store(cls, image, rendition):
+        """Keep `rendition` (gallery.imaging.Rendition) as `image`'s display rendition, beside
+        its other files. None if it has one already (made meanwhile by another run)."""
+        from django.core.files.base import ContentFile
+        from django.core.files.storage import default_storage
+
+        stem = f"{image.generation.file_stem(image.index)}-{secrets.token_hex(4)}"
+        name = default_storage.save(f"{stem}-display.webp", ContentFile(rendition.data))
+        try:
+            with transaction.atomic():
+                return cls.objects.create(
+                    image=image, file=name, width=rendition.width, height=rendition.height
+                )
+        except IntegrityError:
+            default_storage.delete(name)
+            return None
 
     def delete_file(self):
         if self.file.name:
