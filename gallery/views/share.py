@@ -185,13 +185,10 @@ def unlock(request, token):
 
 
 def _throttled(request, link, refusal):
-    form = SharePasswordForm()
-    form.add_error(
-        None,
-        f"Too many wrong passwords from your address: try again in {refusal.minutes} "
-        f"minute{'s' if refusal.minutes != 1 else ''}.",
-    )
-    return throttles.retry_after_response(_locked_page(request, link, form), refusal)
+    minutes = f"{refusal.minutes} minute{'s' if refusal.minutes != 1 else ''}"
+    refused = f"Too many wrong passwords from your address: try again in {minutes}."
+    page = _locked_page(request, link, SharePasswordForm(), refused=refused)
+    return throttles.retry_after_response(page, refusal)
 
 
 # -- what is shown -------------------------------------------------------------------------
@@ -307,8 +304,8 @@ LOCKED_PREVIEW = {
 }
 
 
-def _locked_page(request, link, form):
-    context = {"form": form, "locked_og": LOCKED_PREVIEW}
+def _locked_page(request, link, form, refused=""):
+    context = {"form": form, "refused": refused, "locked_og": LOCKED_PREVIEW}
     return _render_shared(request, "gallery/share_locked.html", context)
 
 
