@@ -374,3 +374,126 @@ def test_a_token_differing_only_after_the_prefix_opens_nothing(client, link):
     forged = link.token[:8] + ("A" if link.token[8] != "A" else "B") + link.token[9:]
     assert ShareLink.objects.with_token(forged) is None
     assert client.get(f"/s/{forged}/").status_code == 404
+
+
+def edit(client, link, **changes):
+    data = {
+        "label": link.label,
+        "expires_in": "keep",
+        "max_views": link.max_views or "",
+        **({"allow_downloads": "on"} if link.allow_downloads else {}),
+        **({"show_prompts": "on"} if link.show_prompts else {}),
+    }
+    data.update(changes)
+    return client.post(f"/links/{link.pk}/edit/", {k: v for k, v in data.items() if v is not None})
+
+
+def test_the_owner_changes_a_live_links_settings_and_its_token_stays(alice_client, link):
+    expires_at = link.expires_at
+    response = edit(
+        alice_client,
+        link,
+        label="For the client",
+        password="harbour-lights",
+        allow_downloads=None,
+        show_prompts=None,
+        max_views="5",
+    )
+    assert response.status_code == 302
+    changed = ShareLink.objects.get(pk=link.pk)
+    assert (changed.label, changed.allow_downloads, changed.show_prompts) == (
+        "For the client",
+        False,
+        False,
+    )
+    assert changed.max_views == 5 and changed.expires_at == expires_at
+    assert changed.check_password("harbour-lights")
+    assert changed.password != "harbour-lights"  # stored by Django's hashers
+    assert ShareLink.objects.with_token(link.token) == changed  # the same link
+    assert 'name="password"' in Client().get(f"/s/{link.token}/").content.decode()
+
+
+def test_editing_keeps_the_views_visitors_used_meanwhile(alice_client, link):
+    ShareLink.objects.get(pk=link.pk).take_view()  # a visitor, while the form was open
+    edit(alice_client, link, label="Renamed")  # `link` is the owner's stale copy
+    link.refresh_from_db()
+    assert (link.label, link.view_count) == ("Renamed", 1)
+
+
+def test_a_new_password_locks_out_browsers_that_gave_the_old_one(alice_client, link, client):
+    link.set_password("first-password")
+    link.save()
+    page = client.get(f"/s/{link.token}/")
+    assert 'name="password"' in page.content.decode()
+    assert client.post(f"/s/{link.token}/", {"password": "first-password"}).status_code == 302
+    assert "Lighthouses" in client.get(f"/s/{link.token}/").content.decode()
+
+    edit(alice_client, link, password="second-password")
+    assert 'name="password"' in client.get(f"/s/{link.token}/").content.decode()
+
+    edit(alice_client, ShareLink.objects.get(pk=link.pk), remove_password="on")
+    assert "Lighthouses" in client.get(f"/s/{link.token}/").content.decode()
+
+
+def test_a_short_link_password_is_refused_and_nothing_changes(alice_client, gallery, link):
+    response = edit(alice_client, link, password="abc", label="Changed")
+    assert response.status_code == 200
+    assert "Use at least 6 characters" in response.content.decode()
+    link.refresh_from_db()
+    assert link.label == "For the printer" and not link.has_password
+    response = alice_client.post(
+        f"/galleries/{gallery.pk}/links/new/", {"expires_in": "7", "password": "abc"}
+    )
+    assert "Use at least 6 characters" in response.content.decode()
+    assert gallery.share_links.count() == 1
+
+
+def test_raising_the_limit_of_a_used_up_link_lets_visitors_in_again(alice_client, link):
+    ShareLink.objects.filter(pk=link.pk).update(max_views=1, view_count=1)
+    assert Client().get(f"/s/{link.token}/").status_code == 404
+    edit(alice_client, ShareLink.objects.get(pk=link.pk), max_views="2")
+    assert Client().get(f"/s/{link.token}/").status_code == 200
+
+
+def test_an_ended_link_can_not_be_changed(alice_client, link):
+    link.revoke()
+    edit(alice_client, link, label="Back again", max_views="9")
+    link.refresh_from_db()
+    assert link.label == "For the printer" and link.max_views is None
+
+
+def test_the_owners_preview_applies_the_links_settings_and_counts_no_view(
+    alice_client, alice, gallery, link
+):
+    image = make_generation(alice, gallery=gallery, prompt="A secret brief", images=1).images.get()
+    link.show_prompts = link.allow_downloads = False
+    link.save()
+
+    response = alice_client.get(f"/links/{link.pk}/preview/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Preview of “For the printer”" in html and "Prompts are hidden" in html
+    assert "Lighthouses" in html
+    assert "A secret brief" not in html
+    assert f'src="/media/images/{image.pk}/display/"' in html
+    assert "/download/" not in html and "download.zip" not in html
+    assert f'href="/links/{link.pk}/preview/images/{image.pk}/"' in html
+    image_page = alice_client.get(f"/links/{link.pk}/preview/images/{image.pk}/").content.decode()
+    assert "A secret brief" not in image_page and "/original/" not in image_page
+    link.refresh_from_db()
+    assert link.view_count == 0
+
+
+def test_darkroom_has_its_own_error_pages_with_a_way_home(client, alice_client, rf):
+    from django.views.defaults import permission_denied, server_error
+
+    response = alice_client.get("/no/such/page/")
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "Page not found" in html and 'href="/"' in html and 'class="site-header"' in html
+    denied = permission_denied(rf.get("/"), exception=None)
+    assert denied.status_code == 403 and "You can’t do that here" in denied.content.decode()
+    failed = server_error(rf.get("/"))  # rendered without a request's context
+    assert failed.status_code == 500
+    assert "Something went wrong on our side" in failed.content.decode()
+    assert 'href="/"' in failed.content.decode()
