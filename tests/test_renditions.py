@@ -79,6 +79,7 @@ def test_deleting_an_image_deletes_its_display_file(alice, django_capture_on_com
     assert not default_storage.exists(name)
 
 
+@pytest.mark.postgres  # the migration on both databases
 @pytest.mark.django_db(transaction=True)
 def test_a_link_made_before_tokens_were_hashed_still_opens(client):
     executor = MigrationExecutor(connection)

@@ -192,6 +192,7 @@ def test_the_view_limit_is_reached_at_exactly_its_number(live_server, gallery):
     assert link.view_count == 3
 
 
+@pytest.mark.postgres
 def test_a_two_view_link_unfurled_by_slack_then_opened_by_three_visitors(live_server, gallery):
     link = ShareLink.objects.create(gallery=gallery, max_views=2)
     url = f"/s/{link.token}/"
@@ -205,6 +206,7 @@ def test_a_two_view_link_unfurled_by_slack_then_opened_by_three_visitors(live_se
     assert statuses == [200, 200, 200, 404]
 
 
+@pytest.mark.postgres  # the view is taken by a conditional UPDATE, on either database
 def test_visitors_arriving_together_never_get_more_views_than_the_limit(live_server, gallery):
     # Eight browsers released at once; the live server answers each on a thread with its
     # own database connection, so the views are taken in the database, concurrently.
