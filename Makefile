@@ -85,7 +85,8 @@ lint: install-test
 	@$(BIN)/ruff format .
 
 # The benchmarks: the pipeline's scaling, what the page waits (in Debian's chromium), the
-# zip's memory, and load on one machine
+# zip's memory, Lighthouse on the image pages (npm lighthouse from tests/lighthouse's lock
+# file, on Debian's chromium), and load on one machine
 # (gunicorn, worker, simulator; loopback only) on SQLite and on PostgreSQL.
 # BENCH_ARGS="--users 20 --seconds 20" shortens the load run. Each prints its verdict.
 bench: install-test postgres browser
@@ -93,10 +94,11 @@ bench: install-test postgres browser
 	$(BIN)/python tests/benchmarks/bench_pipeline.py || status=1; \
 	$(BIN)/python tests/benchmarks/bench_page.py || status=1; \
 	$(BIN)/python tests/benchmarks/bench_zip.py || status=1; \
+	$(BIN)/python tests/benchmarks/bench_lighthouse.py || status=1; \
 	if $(HAVE_POSTGRES); then .ci/with-postgres $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; \
 	else $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; fi; \
 	exit $$status
 
 # What installing and testing leave behind; never the data folder's database and images.
 clean:
-	rm -rf $(VENV) staticfiles test-artifacts bench-results data/test-*.sqlite3* $(OIDC_PROVIDER)/node_modules
+	rm -rf $(VENV) staticfiles test-artifacts bench-results data/test-*.sqlite3* $(OIDC_PROVIDER)/node_modules tests/lighthouse/node_modules

@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from gallery import spend
 from gallery.models import (
@@ -208,31 +208,109 @@ class GalleryDeleteForm(forms.Form):
 
 
 class ShareLinkForm(forms.ModelForm):
+    """A new link (no instance), or a live link's settings (its token stays the same).
+
+    Field names are what people and scripts post: `label`, `expires_in`, `password`,
+    `allow_downloads` and `show_prompts` (checkboxes), `max_views`; editing adds
+    `remove_password`. An empty password when editing keeps the one the link has.
+    """
+
     LIFETIMES = {
         "1": timedelta(days=1),
         "7": timedelta(days=7),
         "30": timedelta(days=30),
         "never": None,
     }
+    KEEP = "keep"
+    PASSWORD_MIN_LENGTH = 6
+    SETTINGS = ["label", "allow_downloads", "show_prompts", "max_views", "expires_at", "password"]
 
     expires_in = forms.ChoiceField(
         choices=[("1", "1 day"), ("7", "7 days"), ("30", "30 days"), ("never", "Never")],
         initial="7",
         label="Expires after",
     )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Optional. Visitors type it once per browser session.",
+    )
+    remove_password = forms.BooleanField(required=False, label="Remove the password")
+    max_views = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=1_000_000,
+        label="Maximum views",
+        widget=forms.NumberInput(attrs={"placeholder": "No limit"}),
+        help_text="Each browser that opens the link uses one; link previews in chat apps don't.",
+    )
 
     class Meta:
         model = ShareLink
-        fields = ["label"]
+        fields = ["label", "allow_downloads", "show_prompts", "max_views"]
         widgets = {"label": forms.TextInput(attrs={"placeholder": "Who is it for?"})}
-        help_texts = {"label": "Only you see the label."}
+        labels = {"allow_downloads": "Allow downloads", "show_prompts": "Show prompts"}
+        help_texts = {
+            "label": "Only you see the label.",
+            "allow_downloads": "Off: no originals or zip; images are shown at display size.",
+            "show_prompts": "Off: no prompt anywhere on the link's pages or in file names.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Editing: the expiry stays as it is unless another is chosen.
+            field = self.fields["expires_in"]
+            field.choices = [(self.KEEP, self._current_expiry()), *field.choices]
+            field.initial = self.KEEP
+            field.label = "Expires"
+            self.fields["password"].help_text = (
+                "Empty keeps the current password."
+                if self.instance.has_password
+                else "Optional. Visitors type it once per browser session."
+            )
+            self.fields["password"].label = (
+                "New password" if self.instance.has_password else "Password"
+            )
+        if not self.instance.has_password:
+            del self.fields["remove_password"]
+
+    def _current_expiry(self):
+        expires_at = self.instance.expires_at
+        if expires_at is None:
+            return "As now: never"
+        return f"As now: {dateformat.format(timezone.localtime(expires_at), 'j M Y, H:i')}"
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        if password and len(password) < self.PASSWORD_MIN_LENGTH:
+            raise forms.ValidationError(
+                f"Use at least {self.PASSWORD_MIN_LENGTH} characters, or leave it empty for a "
+                "link without a password."
+            )
+        return password
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password") and cleaned.get("remove_password"):
+            self.add_error("password", "Type a new password or remove the password, not both.")
+        return cleaned
 
     def save(self, commit=True):
         link = super().save(commit=False)
-        lifetime = self.LIFETIMES[self.cleaned_data["expires_in"]]
-        link.expires_at = timezone.now() + lifetime if lifetime else None
+        choice = self.cleaned_data["expires_in"]
+        if choice != self.KEEP:
+            lifetime = self.LIFETIMES[choice]
+            link.expires_at = timezone.now() + lifetime if lifetime else None
+        if self.cleaned_data["password"]:
+            link.set_password(self.cleaned_data["password"])
+        elif self.cleaned_data.get("remove_password"):
+            link.set_password("")
         if commit:
-            link.save()
+            # Only the settings: visitors may be counting views on this row meanwhile.
+            link.save(update_fields=self.SETTINGS if link.pk else None)
         return link
 
 

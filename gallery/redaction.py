@@ -10,15 +10,22 @@ server's request lines there), and gunicorn's logs are written through `AccessLo
 (`--logger-class gallery.redaction.AccessLog`, as the Dockerfile starts it).
 
 Which path segments are secret is read from the URL patterns, so a new `<token>` URL is
-covered as it is added.
+covered as it is added. A path is redacted by its secret prefix, not only when it
+resolves: every pattern with a `<token>` gives the segments up to its last secret one
+(`s/<token>`, `accounts/invite/<token>`, `accounts/reset/<uidb64>/<token>`), and any
+path that begins with them has those segments hidden, whatever follows or is missing
+(`/s/<token>` without its slash, which redirects; `/s/<token>/images/7` likewise; a
+percent-encoded letter). Paths no prefix names still go through the resolver, for
+patterns written as regular expressions.
 """
 
 import logging
 import re
 from functools import lru_cache
+from urllib.parse import unquote
 
 from django.apps import apps
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, URLResolver, get_resolver, resolve
 from gunicorn import glogging
 
 HIDDEN = "[redacted]"
@@ -62,6 +69,12 @@ def _redact_path(path):
 @lru_cache(maxsize=4096)
 def _redact_request_path(path):
     try:
+        by_prefix = _redact_by_prefix(path)
+    except Exception:
+        return HIDDEN  # as below: a URL configuration that can't be read gives no telling
+    if by_prefix is not None:
+        return by_prefix
+    try:
         parameters = resolve(path).kwargs
     except Resolver404:
         return path  # no pattern matched it, so it names no token
@@ -73,6 +86,53 @@ def _redact_request_path(path):
         return path
     # A parameter fills whole segments (the `str` converter stops at "/").
     return "/".join(HIDDEN if segment in secrets else segment for segment in path.split("/"))
+
+
+_SLASHES = re.compile(r"/{2,}")
+_PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
+
+
+def _redact_by_prefix(path):
+    """`path` with its secret segments hidden if it begins with a secret prefix, else None."""
+    # As a server reads it: percent-encoded letters decoded, repeated slashes as one.
+    segments = _SLASHES.sub("/", unquote(path)).split("/")[1:]  # a path starts with "/"
+    for prefix, secret in _secret_prefixes():
+        if len(segments) < len(prefix):
+            continue
+        if all(literal is None or literal == segments[i] for i, literal in enumerate(prefix)):
+            hidden = [
+                HIDDEN if i in secret and segment else segment for i, segment in enumerate(segments)
+            ]
+            return "/" + "/".join(hidden)
+    return None
+
+
+@lru_cache(maxsize=1)
+def _secret_prefixes():
+    """(segments, positions of the secret ones) for every URL pattern with a secret
+    parameter; a segment is its literal text, or None for a parameter (any value)."""
+    prefixes = set()
+
+    def walk(patterns, before):
+        for pattern in patterns:
+            route = getattr(pattern.pattern, "_route", None)
+            if route is None:
+                continue  # a regular expression: left to the resolver
+            segments = before + route.split("/")
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, segments[:-1])  # an include's route ends in "/"
+                continue
+            parameters = [_PARAMETER.fullmatch(segment) for segment in segments]
+            secret = [
+                i for i, p in enumerate(parameters) if p and p["name"] in SECRET_URL_PARAMETERS
+            ]
+            if secret:
+                prefix = tuple(None if p else s for p, s in zip(parameters, segments, strict=True))
+                prefixes.add((prefix[: secret[-1] + 1], frozenset(secret)))
+
+    walk(get_resolver().url_patterns, [])
+    # The longest first, so each path meets the prefix that names most of it.
+    return sorted(prefixes, key=lambda rule: len(rule[0]), reverse=True)
 
 
 class RedactSecrets(logging.Filter):

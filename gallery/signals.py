@@ -4,7 +4,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django_q.signals import post_spawn
 
-from gallery.models import Gallery, Image
+from gallery.models import DisplayRendition, Gallery, Image
 
 
 @receiver(post_delete, sender=Image)
@@ -24,3 +24,8 @@ def resume_pipeline_when_a_worker_starts(sender, proc_name, **kwargs):
     from gallery.tasks import resume_after_restart
 
     resume_after_restart()
+
+
+@receiver(post_delete, sender=DisplayRendition)
+def delete_display_file(sender, instance, **kwargs):
+    transaction.on_commit(instance.delete_file)

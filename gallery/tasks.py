@@ -508,7 +508,8 @@ def _in_pool_thread(function, *args):
 
 
 def download(generation, tally, reclaim=False):
-    """Copy every image into our storage, with thumbnails; all or nothing."""
+    """Copy every image into our storage, with thumbnails and display renditions; all or
+    nothing."""
     if reclaim and not generation.reclaim_download():
         return
     try:
@@ -525,13 +526,15 @@ def download(generation, tally, reclaim=False):
 
 
 def _fetch(url):
-    return imaging.fetch_image(
+    fetched = imaging.fetch_image(
         _storage_client(),
         url,
         max_bytes=settings.IMAGE_MAX_BYTES,
         max_pixels=settings.IMAGE_MAX_PIXELS,
         thumbnail_side=imaging.THUMBNAIL_MAX_SIDE,
     )
+    # What pages show instead of the original: made here, never on a page request.
+    return imaging.with_display(fetched)
 
 
 _client = None

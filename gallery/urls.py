@@ -32,7 +32,15 @@ urlpatterns = [
     path("galleries/<int:pk>/budget/", galleries.gallery_budget, name="gallery_budget"),
     path("galleries/<int:pk>/download.zip", media.gallery_zip, name="gallery_zip"),
     path("galleries/<int:pk>/links/new/", galleries.sharelink_create, name="sharelink_create"),
+    path("links/<int:pk>/edit/", galleries.sharelink_edit, name="sharelink_edit"),
     path("links/<int:pk>/revoke/", galleries.sharelink_revoke, name="sharelink_revoke"),
+    # The owner's look at a link as its visitors see it (no token: the owner's own media).
+    path("links/<int:pk>/preview/", galleries.sharelink_preview, name="sharelink_preview"),
+    path(
+        "links/<int:pk>/preview/images/<int:image_pk>/",
+        galleries.sharelink_preview_image,
+        name="sharelink_preview_image",
+    ),
     path("generations/<int:pk>/move/", galleries.generation_move, name="generation_move"),
     # Team galleries: members and roles, visibility, the Team page (issue: team galleries).
     path("team/", galleries.team, name="team"),
@@ -44,8 +52,10 @@ urlpatterns = [
     # Private media: served by views after an access check, never from MEDIA_URL.
     path("media/images/<int:pk>/original/", media.image_original, name="image_original"),
     path("media/images/<int:pk>/thumbnail/", media.image_thumbnail, name="image_thumbnail"),
+    path("media/images/<int:pk>/display/", media.image_display, name="image_display"),
     path("media/images/<int:pk>/download/", media.image_download, name="image_download"),
-    # Public, read-only pages behind a live share link; no account needed.
+    # Public, read-only pages behind a live share link; no account needed (a POST to a page
+    # is its password form's).
     path("s/<str:token>/", share.share_gallery, name="share_gallery"),
     path("s/<str:token>/download.zip", media.share_zip, name="share_zip"),
     path("s/<str:token>/images/<int:pk>/", share.share_image, name="share_image"),
@@ -58,6 +68,11 @@ urlpatterns = [
         "s/<str:token>/images/<int:pk>/thumbnail/",
         media.share_image_thumbnail,
         name="share_image_thumbnail",
+    ),
+    path(
+        "s/<str:token>/images/<int:pk>/display/",
+        media.share_image_display,
+        name="share_image_display",
     ),
     path(
         "s/<str:token>/images/<int:pk>/download/",

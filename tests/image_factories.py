@@ -8,7 +8,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image as PillowImage
 
-from gallery.models import Gallery, Generation, Image, UsageEntry
+from gallery.models import DisplayRendition, Gallery, Generation, Image, UsageEntry
 
 
 def picture_bytes(width=96, height=64, color=(180, 90, 40), format="PNG"):
@@ -24,10 +24,12 @@ def make_generation(
     prompt="A lighthouse at dusk",
     images=1,
     status=Generation.Status.COMPLETED,
+    display=True,
 ):
-    """A generation in `status` with `images` stored PNG originals and WebP thumbnails; one
-    that got past PENDING was sent, so the usage ledger records it as the claim would have
-    (a FAILED one is taken as never sent)."""
+    """A generation in `status` with `images` stored PNG originals, WebP thumbnails and
+    (unless `display` is False, as for images stored before renditions) display renditions;
+    one that got past PENDING was sent, so the usage ledger records it as the claim would
+    have (a FAILED one is taken as never sent)."""
     generation = Generation.objects.create(
         owner=owner,
         gallery=gallery or Gallery.default_for(owner),
@@ -41,7 +43,7 @@ def make_generation(
     for index in range(images):
         original = picture_bytes(color=(40 * index % 256, 120, 200))
         stem = generation.file_stem(index)
-        Image.objects.create(
+        image = Image.objects.create(
             generation=generation,
             index=index,
             original=default_storage.save(f"{stem}.png", ContentFile(original)),
@@ -53,4 +55,13 @@ def make_generation(
             content_type="image/png",
             size_bytes=len(original),
         )
+        if display:
+            DisplayRendition.objects.create(
+                image=image,
+                file=default_storage.save(
+                    f"{stem}-display.webp", ContentFile(picture_bytes(96, 64, format="WEBP"))
+                ),
+                width=96,
+                height=64,
+            )
     return generation

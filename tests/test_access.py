@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
@@ -86,6 +87,11 @@ ROWS = [
     ("sharelink_create", "plans", "POST", {"label": "mine", "expires_in": "never"}, {"owner"}),
     ("sharelink_create", "board", "POST", {"label": "mine", "expires_in": "never"}, {"owner"}),
     ("sharelink_revoke", "plans_link", "POST", {}, {"owner"}),
+    ("sharelink_edit", "plans_link", "POST", {"label": "x", "expires_in": "keep"}, {"owner"}),
+    ("sharelink_preview", "plans_link", "GET", {}, {"owner"}),
+    ("sharelink_preview_image", ("plans_link", "plan_image"), "GET", {}, {"owner"}),
+    ("image_display", "plan_image", "GET", {}, SEES_PRIVATE),
+    ("image_display", "board_image", "GET", {}, SIGNED_IN),
 ]
 # The board has a budget to clear (an owner's POST must change something).
 BOARD_BUDGET = "7.5"
@@ -96,8 +102,12 @@ SHARE_IMAGE_URLS = [
     "share_image",
     "share_image_original",
     "share_image_thumbnail",
+    "share_image_display",
     "share_image_download",
 ]
+# What a live link's settings keep back (for a visitor who has not given its password,
+# once its views are used, or where downloads are off).
+DOWNLOADS = {"share_zip", "share_image_original", "share_image_download"}
 
 
 @pytest.fixture
@@ -159,6 +169,9 @@ def world(people):
         "expired": ShareLink.objects.create(gallery=plans, expires_at=now - timedelta(hours=1)),
         "live_elsewhere": ShareLink.objects.create(gallery=board),
         "unfinished_image": unfinished.images.get(),
+        "locked": ShareLink.objects.create(gallery=plans, password=make_password("open sesame")),
+        "used_up": ShareLink.objects.create(gallery=plans, max_views=2, view_count=2),
+        "no_downloads": ShareLink.objects.create(gallery=plans, allow_downloads=False),
     }
     return objects
 
@@ -175,7 +188,8 @@ def snapshot(media_root):
 def requests_of(world, user):
     """(label, method, url, data, allowed actors) for every row, for `user`."""
     for name, target, method, data, allowed in ROWS:
-        url = reverse(name, args=[world[target].pk])
+        targets = target if isinstance(target, tuple) else (target,)
+        url = reverse(name, args=[world[t].pk for t in targets])
         filled = {}
         for key, value in data.items():
             if value == "own gallery":
@@ -246,28 +260,57 @@ def test_refusals_hold_with_htmx_and_with_the_other_method(
 
 
 def share_requests(world):
-    """Every way a share URL could be misused: ended links, and images a link doesn't hold."""
+    """Every way a share URL could be misused, with the answer it must get: ended links
+    (410), images a link doesn't hold, and what a live link's settings keep back (404)."""
+    image = world["plan_image"].pk
     for name in SHARE_GALLERY_URLS:
         for link in ("revoked", "expired"):
-            yield f"{name} ({link})", reverse(name, args=[world[link].token])
-        yield f"{name} (made-up token)", reverse(name, args=["x" * 32])
-    image = world["plan_image"].pk
+            yield f"{name} ({link})", reverse(name, args=[world[link].token]), 410
+        yield f"{name} (made-up token)", reverse(name, args=["x" * 43]), 404
+        yield f"{name} (used up)", reverse(name, args=[world["used_up"].token]), 404
+        if name in DOWNLOADS:
+            for link in ("locked", "no_downloads"):
+                yield f"{name} ({link})", reverse(name, args=[world[link].token]), 404
     for name in SHARE_IMAGE_URLS:
         for link in ("revoked", "expired"):
-            yield f"{name} ({link})", reverse(name, args=[world[link].token, image])
+            yield f"{name} ({link})", reverse(name, args=[world[link].token, image]), 410
         live = world["live_elsewhere"].token
-        yield f"{name} (other gallery)", reverse(name, args=[live, image])
+        yield f"{name} (other gallery)", reverse(name, args=[live, image]), 404
         unfinished = world["unfinished_image"].pk
-        yield f"{name} (unfinished)", reverse(name, args=[live, unfinished])
+        yield f"{name} (unfinished)", reverse(name, args=[live, unfinished]), 404
+        yield f"{name} (used up)", reverse(name, args=[world["used_up"].token, image]), 404
+        if name != "share_image":  # the page itself answers with the password form
+            yield f"{name} (locked)", reverse(name, args=[world["locked"].token, image]), 404
+        if name in DOWNLOADS:
+            no_downloads = world["no_downloads"].token
+            yield f"{name} (no downloads)", reverse(name, args=[no_downloads, image]), 404
 
 
 @pytest.mark.parametrize("actor", ["outsider", "anonymous"])
 def test_share_urls_serve_nothing_a_link_does_not_hold(client, people, world, media_root, actor):
     client = client_for(client, people[actor])
     before = snapshot(media_root)
-    answers = [(label, client.get(url).status_code) for label, url in share_requests(world)]
-    assert [(label, code) for label, code in answers if code != 404] == []
+    answers = [
+        (label, client.get(url).status_code, expected)
+        for label, url, expected in share_requests(world)
+    ]
+    assert [answer for answer in answers if answer[1] != answer[2]] == []
     assert snapshot(media_root) == before
+
+
+def test_a_protected_link_shows_only_its_password_form_until_it_is_given(client, world):
+    locked = world["locked"]
+    for url in (
+        reverse("share_gallery", args=[locked.token]),
+        reverse("share_image", args=[locked.token, world["plan_image"].pk]),
+    ):
+        response = client.get(url)
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert 'name="password"' in html
+        assert "Studio plans" not in html and "secret plan" not in html
+        for kind in ("thumbnail", "display", "original", "download"):
+            assert f"/{kind}/" not in html, (url, kind)
 
 
 def page(client, url):

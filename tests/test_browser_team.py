@@ -39,7 +39,7 @@ def test_alice_and_bob_fill_one_gallery_and_removal_ends_bobs_access(
     card = alices.locator(f"#gallery-{campaign.pk}")
     card.locator("summary", has_text="Members").click()
     card.get_by_label("Add a teammate").fill("bob")
-    card.get_by_label("As").select_option("contributor")
+    card.get_by_label("As", exact=True).select_option("contributor")
     card.get_by_role("button", name="Add").click()
     card = alices.locator(f"#gallery-{campaign.pk}")
     expect(card.locator(".member")).to_contain_text("bob")

@@ -173,18 +173,30 @@ def visit_urls_with_secrets(client):
     referer, as a browser sends it), an invitation, a password reset, a sign-in callback.
     Returns the secrets, and what the log should say instead."""
     share, invitation, reset, code, state = (secrets.token_urlsafe(24) for _ in range(5))
+    short, image, invite, reset2, encoded = (secrets.token_urlsafe(32) for _ in range(5))
     client.get(f"/s/{share}/images/7/thumbnail/", headers={"Referer": f"https://{HOST}/s/{share}/"})
     client.get(f"/accounts/invite/{invitation}/")
     client.get(f"/accounts/reset/MQ/{reset}/")
     client.get(f"/accounts/oidc/callback/?code={code}&state={state}")
+    # Shapes that don't resolve as written: redacted by their secret prefix.
+    client.get(f"/s/{short}")  # no slash: redirected
+    client.get(f"/s/{image}/images/7")
+    client.get(f"/accounts/invite/{invite}")
+    client.get(f"/accounts/reset/MQ/{reset2}")
+    client.get(f"/%73/{encoded}/")
     shown = [
         "/s/[redacted]/images/7/thumbnail/",
         f"https://{HOST}/s/[redacted]/",
         "/accounts/invite/[redacted]/",
         "/accounts/reset/MQ/[redacted]/",
         "callback/?code=[redacted]&state=[redacted]",
+        "/s/[redacted] ",
+        "/s/[redacted]/images/7 ",
+        "/accounts/invite/[redacted] ",
+        "/accounts/reset/MQ/[redacted] ",
     ]
-    return [share, invitation, reset, code, state], shown
+    hidden = [share, invitation, reset, code, state, short, image, invite, reset2, encoded]
+    return hidden, shown
 
 
 def wait_for_lines(log, expected, timeout=10):

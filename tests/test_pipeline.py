@@ -9,7 +9,7 @@ import pytest
 from django_q.models import Task
 from PIL import Image as PILImage
 
-from gallery.models import Generation, Image
+from gallery.models import Generation, Image, display_of
 from gallery.simulator import RESULT_PATH, SUBMIT_PATH
 from tests.http_hosts import QuietServer
 
@@ -25,12 +25,16 @@ def stored_files(media_root):
 
 def referenced_files():
     names = []
-    for image in Image.objects.all():
+    for image in Image.objects.select_related("display"):
         names += [image.original.name, image.thumbnail.name]
+        if (display := display_of(image)) is not None:
+            names.append(display.file.name)
     return sorted(names)
 
 
-def test_four_webp_images_at_1536x1024_are_stored_with_thumbnails(pipeline, alice, media_root):
+def test_four_webp_images_at_1536x1024_are_stored_with_thumbnails_and_display_renditions(
+    pipeline, alice, media_root
+):
     generation = pipeline.create(
         alice,
         prompt="four kites over a beach",
@@ -58,6 +62,11 @@ def test_four_webp_images_at_1536x1024_are_stored_with_thumbnails(pipeline, alic
         assert thumbnail.format == "WEBP"
         assert max(thumbnail.size) == 512
         assert thumbnail.size[0] / thumbnail.size[1] == pytest.approx(1.5, abs=0.01)
+        # The display rendition is made with the thumbnail, in the worker.
+        with image.display.file.open("rb") as f:
+            display = PILImage.open(io.BytesIO(f.read()))
+        assert (display.format, display.size) == ("WEBP", (1280, 853))
+        assert (image.display.width, image.display.height) == (1280, 853)
     # Each image is different (the simulator draws each one from its own seed).
     originals = set()
     for image in images:

@@ -698,7 +698,13 @@ def test_the_image_detail_shows_every_parameter_and_the_metadata(alice, alice_cl
     html = response.content.decode()
 
     assert response.status_code == 200
-    assert f'<img src="/media/images/{image.pk}/original/" width="1024" height="1024"' in html
+    # Stored before display renditions: the original stands in for one beside the thumbnail.
+    media = f"/media/images/{image.pk}"
+    assert (
+        f'<img src="{media}/original/" srcset="{media}/thumbnail/ 512w, {media}/original/ 1024w"'
+        in html
+    )
+    assert 'width="1024" height="1024"' in html
     assert 'id="prompt-text">a lighthouse at dusk\nin watercolour</p>' in html
     assert 'data-copy="prompt-text"' in html
     assert f'href="/media/images/{image.pk}/download/"' in html
@@ -777,3 +783,19 @@ def test_a_generation_without_images_shows_its_status_and_parameters(alice, alic
     html = alice_client.get(f"/generations/{generation.pk}/").content.decode()
     assert "Failed" in html and "Simulated failure" in html and "No image was made." in html
     assert f'action="/generations/{generation.pk}/retry/"' in html
+
+
+def test_the_image_detail_shows_the_display_rendition_and_the_original_only_on_download(
+    alice, alice_client
+):
+    from tests.image_factories import make_generation as make_stored_generation
+
+    image = make_stored_generation(alice, images=1).images.get()
+    html = alice_client.get(f"/images/{image.pk}/").content.decode()
+    media = f"/media/images/{image.pk}"
+    assert f'<img src="{media}/display/" srcset="{media}/display/ 96w"' in html
+    assert f"{media}/original/" not in html
+    assert f'href="{media}/download/"' in html
+    response = alice_client.get(f"{media}/display/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/webp"

@@ -2,6 +2,7 @@
 
 - galleries: `Gallery`, `GalleryMember` and `Role`: who may see and fill a gallery
 - generations: `Generation` (the state machine), its `Image` rows, `Favourite`
+- renditions: `DisplayRendition`, the WebP a page shows instead of an original
 - sharing: `ShareLink`
 - spending: the usage ledger (`UsageEntry`), its month totals (`UsageTotal`), `TeamBudget`
 - accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
@@ -43,6 +44,7 @@ from gallery.models.generations import (
     ImageQuerySet,
 )
 from gallery.models.ops import Lease, MetricCounter, Sighting, Throttle
+from gallery.models.renditions import DisplayRendition, display_of
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
 from gallery.models.spending import (
     TeamBudget,
@@ -55,6 +57,7 @@ from gallery.models.spending import (
 __all__ = [
     "AccountApproval",
     "BACKGROUNDS",
+    "DisplayRendition",
     "IMAGE_SIZES",
     "MAX_IMAGES",
     "OUTPUT_FORMATS",
@@ -83,6 +86,7 @@ __all__ = [
     "UsageEntry",
     "UsageTotal",
     "approval_refusal",
+    "display_of",
     "gallery_visible_to",
     "is_awaiting_approval",
     "is_team_member",

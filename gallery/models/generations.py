@@ -575,7 +575,8 @@ class Generation(models.Model):
     def store_images(self, images):
         """Save every downloaded image and its thumbnail, and their rows, all or nothing.
 
-        `images` are gallery.imaging.FetchedImage-like, each with its thumbnail. Each attempt
+        `images` are gallery.imaging.FetchedImage-like, each with its thumbnail (and its
+        display rendition, if it has one: models/renditions.py). Each attempt
         writes names of its own: a worker whose claim expired may still be writing when
         another has taken over, and neither may overwrite or delete the other's files. The
         one that completes sweeps the folder of what others left (a crashed attempt's
@@ -583,10 +584,12 @@ class Generation(models.Model):
         """
         from django.core.files.storage import default_storage
 
+        from gallery.models.renditions import DisplayRendition
+
         attempt = secrets.token_hex(4)
         written = []
         try:
-            rows = []
+            rows, displays = [], []
             for index, fetched in enumerate(images):
                 stem = f"{self.file_stem(index)}-{attempt}"
                 original = default_storage.save(
@@ -597,6 +600,10 @@ class Generation(models.Model):
                     f"{stem}-thumb.webp", ContentFile(fetched.thumbnail)
                 )
                 written.append(thumbnail)
+                if display := getattr(fetched, "display", None):
+                    name = default_storage.save(f"{stem}-display.webp", ContentFile(display.data))
+                    written.append(name)
+                    displays.append((index, name, display))
                 rows.append(
                     Image(
                         generation=self,
@@ -616,6 +623,10 @@ class Generation(models.Model):
                     # Failed (past its deadline) or taken over meanwhile: undo everything.
                     raise _Superseded()
                 Image.objects.bulk_create(rows)
+                DisplayRendition.objects.bulk_create(
+                    DisplayRendition(image=rows[i], file=name, width=d.width, height=d.height)
+                    for i, name, d in displays
+                )
         except _Superseded:
             self._delete_names(written)
             return False

@@ -47,7 +47,7 @@ def generation_to_remove(user, pk):
 
 
 def image_for_user(user, pk):
-    images = Image.objects.visible_to(user).select_related("generation__gallery")
+    images = Image.objects.visible_to(user).select_related("generation__gallery", "display")
     return get_object_or_404(images, pk=pk)
 
 

@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -30,8 +31,17 @@ from gallery.forms import (
     MoveGenerationForm,
     ShareLinkForm,
 )
-from gallery.models import Gallery, GalleryMember, Generation, Image, UsageTotal, month_of
+from gallery.models import (
+    Gallery,
+    GalleryMember,
+    Generation,
+    Image,
+    ShareLink,
+    UsageTotal,
+    month_of,
+)
 from gallery.models.galleries import MEMBER_ROLES
+from gallery.views import share
 from gallery.views.access import (
     gallery_to_manage,
     generation_to_remove,
@@ -82,11 +92,39 @@ def _form_ids(gallery):
     return f"gallery-{gallery.pk}-%s"
 
 
+def _edit_form(link, data=None):
+    # Its own element ids: every live link of the page has one.
+    return ShareLinkForm(data, instance=link, auto_id=f"link-{link.pk}-%s")
+
+
 def _card(
-    gallery, *, rename_form=None, share_form=None, member_form=None, budget_form=None, open_panel=""
+    gallery,
+    *,
+    rename_form=None,
+    share_form=None,
+    member_form=None,
+    budget_form=None,
+    open_panel="",
+    new_link=None,
+    edit_forms=None,
 ):
     ids = _form_ids(gallery)
+    links = list(gallery.share_links.all())
+    edit_forms = edit_forms or {}
+    # Live links (used-up ones too: their owner may raise the limit), each with its
+    # settings form; revoked and expired ones under "Ended", the latest first.
+    live_links = [
+        {"link": link, "form": edit_forms.get(link.pk) or _edit_form(link)}
+        for link in links
+        if link.is_live
+    ]
+    ended_links = sorted(
+        (link for link in links if link.is_ended), key=lambda link: link.ended_at, reverse=True
+    )
     return {
+        "live_links": live_links,
+        "ended_links": ended_links,
+        "new_link": new_link,
         "gallery": gallery,
         "budget_form": budget_form or GalleryBudgetForm(instance=gallery, auto_id=ids),
         "rename_form": rename_form or GalleryForm(instance=gallery, auto_id=ids),
@@ -113,11 +151,13 @@ def _render_page(request, *, create_form=None, card=None):
 
 
 def _respond_with_card(request, gallery, **card_options):
-    """htmx gets the card again; a plain post gets the page (with errors) or a redirect."""
+    """htmx gets the card again; a plain post gets the page (with errors, or with a new
+    link shown this once) or a redirect."""
     names = ("rename_form", "share_form", "member_form", "budget_form")
     forms = [card_options.get(name) for name in names]
+    forms += (card_options.get("edit_forms") or {}).values()
     has_errors = any(form is not None and form.errors for form in forms)
-    if request.htmx or has_errors:
+    if request.htmx or has_errors or card_options.get("new_link"):
         card = _card(_owned_galleries(request.user).get(pk=gallery.pk), **card_options)
         if request.htmx:
             return render(request, "gallery/galleries.html#gallery_card", {"card": card})
@@ -192,14 +232,37 @@ def gallery_budget(request, pk):
 def sharelink_create(request, pk):
     gallery = gallery_to_manage(request.user, pk)
     form = ShareLinkForm(request.POST, auto_id=_form_ids(gallery))
-    if form.is_valid():
-        link = form.save(commit=False)
-        link.gallery = gallery
-        link.save()
-        if not request.htmx:
-            messages.success(request, f"New share link for “{gallery.name}”: copy it below.")
-        return _respond_with_card(request, gallery, open_panel="share")
-    return _respond_with_card(request, gallery, share_form=form, open_panel="share")
+    if not form.is_valid():
+        return _respond_with_card(request, gallery, share_form=form, open_panel="share")
+    link = form.save(commit=False)
+    link.gallery = gallery
+    link.save()
+    # The only time the whole link exists outside its visitors' hands: only its hash is kept.
+    new_link = {"link": link, "url": request.build_absolute_uri(ShareLink.url_for(link.token))}
+    response = _respond_with_card(request, gallery, open_panel="share", new_link=new_link)
+    # Nor may the browser keep this page to show again from its cache or history.
+    add_never_cache_headers(response)
+    patch_cache_control(response, no_store=True)
+    return response
+
+
+@require_POST
+@login_required
+def sharelink_edit(request, pk):
+    """New settings for a live link; its token, and so the link people hold, stay."""
+    link = share_link_for_user(request.user, pk)
+    if link.is_ended:
+        messages.error(request, "That link has ended: make a new one instead.")
+        return _respond_with_card(request, link.gallery, open_panel="share")
+    form = _edit_form(link, request.POST)
+    if not form.is_valid():
+        return _respond_with_card(
+            request, link.gallery, open_panel="share", edit_forms={link.pk: form}
+        )
+    form.save()
+    if not request.htmx:
+        messages.success(request, f"Saved the settings of “{link.label or 'Untitled link'}”.")
+    return _respond_with_card(request, link.gallery, open_panel="share")
 
 
 @require_POST
@@ -208,6 +271,21 @@ def sharelink_revoke(request, pk):
     link = share_link_for_user(request.user, pk)
     link.revoke()
     return _respond_with_card(request, link.gallery, open_panel="share")
+
+
+@require_GET
+@login_required
+def sharelink_preview(request, pk):
+    """The link's gallery page as its visitors see it, with its settings applied."""
+    link = share_link_for_user(request.user, pk)
+    return share.gallery_page(request, share.Sharing(link))
+
+
+@require_GET
+@login_required
+def sharelink_preview_image(request, pk, image_pk):
+    link = share_link_for_user(request.user, pk)
+    return share.image_page(request, share.Sharing(link), image_pk)
 
 
 @require_POST

@@ -3,8 +3,12 @@
 MEDIA_URL is never routed, so an image leaves the server only through here: to whoever
 may see its gallery (image_*: owner, members, the team when it is open to the team), or
 to a visitor holding a live share link whose gallery holds the image's completed
-generation (share_image_*). With MEDIA_ACCEL_REDIRECT_PREFIX set, the check stays here
-and nginx sends the bytes (X-Accel-Redirect to an `internal` location). Views answer HEAD
+generation (share_image_*, through gallery.views.share.link_for_files: its password, its
+downloads switch, its views). Each image has an original, a thumbnail and (once made) a
+display rendition: pages show the last two, the original goes out on Download (and to
+link previews, where a link allows downloads). With MEDIA_ACCEL_REDIRECT_PREFIX set, the
+check stays here and nginx sends the bytes (X-Accel-Redirect to an `internal` location).
+Views answer HEAD
 as well as GET: link-preview bots often check an og:image with HEAD.
 """
 
@@ -24,10 +28,10 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_safe
 
-from gallery.imaging import THUMBNAIL_CONTENT_TYPE
-from gallery.models import Generation, Image, Role
+from gallery.imaging import DISPLAY_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE
+from gallery.models import Generation, Image, Role, display_of
 from gallery.views.access import gallery_for_user, image_for_user
-from gallery.views.share import live_link_or_404, shared_images
+from gallery.views.share import link_for_files, shared_images, visitor_door
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +47,18 @@ ZIP_CACHE = {"private": True, "no_store": True}
 ZIP_CHUNK_BYTES = 256 * 1024
 
 
-def _get_shared_image(token, pk):
-    return get_object_or_404(shared_images(live_link_or_404(token)), pk=pk)
+def _get_shared_image(request, token, pk, *, download=False):
+    link = link_for_files(request, token, download=download)
+    return link, get_object_or_404(shared_images(link), pk=pk)
 
 
-def download_name(image):
-    """`a-lighthouse-at-dusk-2.png`: the prompt, slugified, and the image's number."""
+def download_name(image, *, prompt=True, extension=None):
+    """`a-lighthouse-at-dusk-2.png`: the prompt, slugified, and the image's number; without
+    the prompt (a link that hides prompts), `image-<id>.png`."""
+    extension = extension or PurePosixPath(image.original.name).suffix or f".{image.format}"
+    if not prompt:
+        return f"image-{image.pk}{extension}"
     stem = slugify(image.generation.prompt)[:60].strip("-") or "image"
-    extension = PurePosixPath(image.original.name).suffix or f".{image.format}"
     return f"{stem}-{image.index + 1}{extension}"
 
 
@@ -59,9 +67,22 @@ def _cache_for(image):
     return OWNER_CACHE if image.caller_role == Role.OWNER else MEMBER_CACHE
 
 
-def _serve(request, image, kind, *, cache, attachment=False):
-    """The original or thumbnail of an image the caller has already been allowed to see."""
-    field = image.thumbnail if kind == "thumbnail" else image.original
+def _file_of(image, kind):
+    """(the stored file, its content type) of an image's original, thumbnail or display."""
+    if kind == "display":
+        display = display_of(image)
+        if display is None:
+            raise Http404("This image has no display rendition yet")
+        return display.file, DISPLAY_CONTENT_TYPE
+    if kind == "thumbnail":
+        return image.thumbnail, THUMBNAIL_CONTENT_TYPE
+    return image.original, image.content_type
+
+
+def _serve(request, image, kind, *, cache, attachment=False, prompt=True):
+    """A file of an image the caller has already been allowed to see; `prompt` False keeps
+    the prompt out of its file name."""
+    field, content_type = _file_of(image, kind)
     if not field.name:
         raise Http404("This image has no such file")
     # A stored file never changes under its name: its name is its version (hashed, so
@@ -71,8 +92,8 @@ def _serve(request, image, kind, *, cache, attachment=False):
         not_modified["ETag"] = etag
         patch_cache_control(not_modified, **cache)
         return not_modified
-    content_type = THUMBNAIL_CONTENT_TYPE if kind == "thumbnail" else image.content_type
-    filename = download_name(image)
+    extension = None if kind == "original" else ".webp"
+    filename = download_name(image, prompt=prompt, extension=extension)
     if settings.MEDIA_ACCEL_REDIRECT_PREFIX:
         response = HttpResponse(content_type=content_type)
         response["X-Accel-Redirect"] = (
@@ -111,25 +132,48 @@ def image_thumbnail(request, pk):
 
 @require_safe
 @login_required
+def image_display(request, pk):
+    image = image_for_user(request.user, pk)
+    return _serve(request, image, "display", cache=_cache_for(image))
+
+
+@require_safe
+@login_required
 def image_download(request, pk):
     image = image_for_user(request.user, pk)
     return _serve(request, image, "original", cache=_cache_for(image), attachment=True)
 
 
+def _serve_shared(request, token, pk, kind, *, attachment=False):
+    download = kind == "original"  # the original goes out only where downloads are allowed
+    link, image = _get_shared_image(request, token, pk, download=download)
+    return _serve(
+        request, image, kind, cache=SHARED_CACHE, attachment=attachment, prompt=link.show_prompts
+    )
+
+
 @require_safe
+@visitor_door
 def share_image_original(request, token, pk):
-    return _serve(request, _get_shared_image(token, pk), "original", cache=SHARED_CACHE)
+    return _serve_shared(request, token, pk, "original")
 
 
 @require_safe
+@visitor_door
 def share_image_thumbnail(request, token, pk):
-    return _serve(request, _get_shared_image(token, pk), "thumbnail", cache=SHARED_CACHE)
+    return _serve_shared(request, token, pk, "thumbnail")
 
 
 @require_safe
+@visitor_door
+def share_image_display(request, token, pk):
+    return _serve_shared(request, token, pk, "display")
+
+
+@require_safe
+@visitor_door
 def share_image_download(request, token, pk):
-    image = _get_shared_image(token, pk)
-    return _serve(request, image, "original", cache=SHARED_CACHE, attachment=True)
+    return _serve_shared(request, token, pk, "original", attachment=True)
 
 
 # -- a whole gallery as one zip ----------------------------------------------------------
@@ -168,7 +212,7 @@ def _unique(name, taken):
     return candidate
 
 
-def _zip_chunks(images):
+def _zip_chunks(images, prompt=True):
     """Yield a zip of the images' originals, stored as they are (they are compressed already)."""
     sink = _ZipSink()
     taken = set()
@@ -182,7 +226,7 @@ def _zip_chunks(images):
                 continue
             with source:
                 info = zipfile.ZipInfo(
-                    _unique(download_name(image), taken),
+                    _unique(download_name(image, prompt=prompt), taken),
                     date_time=timezone.localtime(image.created_at).timetuple()[:6],
                 )
                 info.file_size = source.size  # lets ZipFile choose Zip64 for huge files
@@ -194,10 +238,10 @@ def _zip_chunks(images):
     yield sink.take()  # the central directory
 
 
-def _zip_response(images, name):
+def _zip_response(images, name, prompt=True):
     # iterator(): rows are read as the archive is written, never all at once.
     response = StreamingHttpResponse(
-        _zip_chunks(images.iterator(chunk_size=100)), content_type="application/zip"
+        _zip_chunks(images.iterator(chunk_size=100), prompt), content_type="application/zip"
     )
     response["Content-Disposition"] = content_disposition_header(
         True, f"{slugify(name) or 'gallery'}.zip"
@@ -222,6 +266,7 @@ def gallery_zip(request, pk):
 
 
 @require_safe
+@visitor_door
 def share_zip(request, token):
-    link = live_link_or_404(token)
-    return _zip_response(shared_images(link), link.gallery.name)
+    link = link_for_files(request, token, download=True)
+    return _zip_response(shared_images(link), link.gallery.name, link.show_prompts)

@@ -32,6 +32,7 @@ from gallery.views.access import (
     generation_to_rerun,
     image_for_user,
 )
+from gallery.views.pictures import picture_of
 
 # Cards per page: enough to fill a large screen twice, small enough to render fast.
 PAGE_SIZE = 24
@@ -400,6 +401,10 @@ def image_detail(request, pk):
     newer, older = _neighbours(image)
     context = {
         "image": image,
+        # The display rendition with srcset: the original travels only on Download.
+        "picture": picture_of(
+            image, lambda kind: reverse(f"image_{kind}", args=[image.pk]), original_allowed=True
+        ),
         "generation": generation,
         "siblings": generation.images.all(),
         "newer": newer,
