@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from gallery.models import AccountApproval
+from gallery.models import AccountApproval, Generation
 
 User = get_user_model()
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -117,11 +117,14 @@ def test_a_newcomer_waiting_for_approval_sees_it_and_generate_says_why(
     page.get_by_role("button", name="Sign up").click()
 
     expect(page.locator(".approval-notice")).to_contain_text("Waiting for approval")
+    # Before anything is sent, the form says why it can't be: its button is off.
     page.get_by_role("textbox", name="Prompt").fill("A lighthouse at dusk")
-    page.get_by_role("button", name="Generate").click()
     expect(page.get_by_text("You can look around, but generating starts once")).to_be_visible()
+    button = page.get_by_role("button", name="Waiting for approval")
+    expect(button).to_be_disabled()
     page.screenshot(path=f"{artifacts}/approval-waiting-studio.png", full_page=True)
     assert AccountApproval.objects.get().approved_at is None
+    assert not Generation.objects.exists()
 
 
 def test_an_invited_person_makes_their_account_from_the_link(
