@@ -94,6 +94,7 @@ bench: install-test postgres browser
 	$(BIN)/python tests/benchmarks/bench_pipeline.py || status=1; \
 	$(BIN)/python tests/benchmarks/bench_page.py || status=1; \
 	$(BIN)/python tests/benchmarks/bench_zip.py || status=1; \
+	$(BIN)/python tests/benchmarks/bench_spend.py || status=1; \
 	$(BIN)/python tests/benchmarks/bench_lighthouse.py || status=1; \
 	if $(HAVE_POSTGRES); then .ci/with-postgres $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; \
 	else $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; fi; \

@@ -71,7 +71,8 @@ def timed_generate(client, gallery):
 
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
-        response = client.post("/generate/", {**FORM, "gallery": gallery.pk}, HTTP_HX_REQUEST="true")
+        data = {**FORM, "gallery": gallery.pk}
+        response = client.post("/generate/", data, HTTP_HX_REQUEST="true")
         seconds = time.perf_counter() - started
     assert response.status_code == 200, response
     assert "card" in response.text, "the request was refused"
