@@ -15,9 +15,18 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, DecimalField, OuterRef, Q, Subquery, Sum
+from django.db.models import (
+    BooleanField,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+)
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils import dateformat, timezone
@@ -28,7 +37,6 @@ from django_q.models import Failure, Success
 
 from gallery import spend
 from gallery.identity import mail
-from gallery.identity.forms import InvitationForm
 from gallery.models import (
     AccountApproval,
     Gallery,
@@ -41,6 +49,7 @@ from gallery.models import (
     ShareLink,
     TeamBudget,
     UsageEntry,
+    awaiting_approval_q,
     team_members_q,
 )
 from gallery.tasks import enqueue_submit
@@ -706,7 +715,7 @@ class ApprovalFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         match self.value():
             case "waiting":
-                return queryset.exclude(team_members_q()).filter(is_active=True)
+                return queryset.filter(awaiting_approval_q(), is_active=True)
             case "approved":
                 return queryset.filter(team_members_q())
         return queryset
@@ -756,12 +765,13 @@ class DarkroomUserAdmin(UsageColumns, DarkroomAdminMixin, UserAdmin):
             return "—"
         return quota.monthly_images
 
-    @admin.display(description="Approval")
+    def get_queryset(self, request):
+        waiting = ExpressionWrapper(awaiting_approval_q(), output_field=BooleanField())
+        return super().get_queryset(request).annotate(is_waiting=waiting)
+
+    @admin.display(description="Approval", ordering="is_waiting")
     def approval_state(self, user):
-        approval = getattr(user, "approval", None)
-        if approval is not None and approval.approved_at is None and not user.is_staff:
-            return badge("Waiting", "warn")
-        return badge("Approved", "ok")
+        return badge("Waiting", "warn") if user.is_waiting else badge("Approved", "ok")
 
     @admin.action(
         description="Approve selected accounts (they may generate)", permissions=["change"]
@@ -803,7 +813,9 @@ INVITATION_BADGES = {"pending": "info", "accepted": "ok", "expired": "warn", "re
 
 @admin.register(Invitation)
 class InvitationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
-    """Adding one e-mails its link; the token exists only in that e-mail, never on a page."""
+    """Invitations are issued on the staff page (/accounts/invitations/), the one door that
+    makes and mails them (gallery/identity/mail.invite): "Add" here leads there. The token
+    exists only in the e-mail, never on a page."""
 
     list_display = ["email", "state_badge", "invited_by", "accepted_by", "expires_at", "created_at"]
     list_select_related = ["invited_by", "accepted_by"]
@@ -811,30 +823,12 @@ class InvitationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
     search_fields = ["email", "invited_by__username", "accepted_by__username"]
     actions = ["send_again", "revoke_invitations"]
     fields = ["email", "state_badge", "invited_by", "expires_at", "accepted_at", "accepted_by"]
-    readonly_fields = ["state_badge", "invited_by", "expires_at", "accepted_at", "accepted_by"]
+    readonly_fields = [*fields]
 
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            return InvitationForm
-        return super().get_form(request, obj, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        return ["email"] if obj is None else self.fields
-
-    def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else [*self.readonly_fields, "email"]
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return super().save_model(request, obj, form, change)
-        obj.invited_by = request.user
-        token = obj.new_token()
-        obj.save()
-        try:
-            mail.send_invitation(request, obj, token)
-        except mail.MailNotSent:
-            # Nobody holds this link: "Send a fresh link" tries again with a new one.
-            messages.error(request, f"The e-mail to {obj.email} couldn't be sent; send it again.")
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        return redirect("invitation_list")
 
     @admin.display(description="State")
     def state_badge(self, invitation):

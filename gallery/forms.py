@@ -21,8 +21,7 @@ from gallery.models import (
     Generation,
     Role,
     ShareLink,
-    is_awaiting_approval,
-    is_team_member,
+    team_members_q,
 )
 from gallery.models.galleries import MEMBER_ROLES
 
@@ -342,24 +341,19 @@ class GalleryMemberForm(LabelsAbove, forms.Form):
     def clean_member(self):
         name = self.cleaned_data["member"].strip()
         users = get_user_model().objects.filter(Q(username__iexact=name) | Q(email__iexact=name))
-        found = list(users[:2])
+        # Only teammates may be added, and an account that isn't one (unknown, inactive,
+        # waiting for approval) gets the same answer: the form says nothing of who exists.
+        found = list(users.filter(team_members_q())[:2])
         if not found:
-            raise forms.ValidationError(f"Nobody here goes by “{name}”.")
+            raise forms.ValidationError(f"No teammate here goes by “{name}”.")
         if len(found) > 1:
             raise forms.ValidationError(
-                f"More than one account uses “{name}”: add them by their username."
+                f"More than one teammate uses “{name}”: add them by their username."
             )
         user = found[0]
         who = user.get_username()
         if user.pk == self.gallery.owner_id:
             raise forms.ValidationError("That's you: you own this gallery already.")
-        if is_awaiting_approval(user):
-            raise forms.ValidationError(
-                f"{who}'s account is waiting for an operator's approval: add them once "
-                "it is approved."
-            )
-        if not is_team_member(user):
-            raise forms.ValidationError(f"{who}'s account is not active, so they can't be added.")
         current = self.gallery.members.filter(user=user).first()
         if current is not None:
             raise forms.ValidationError(

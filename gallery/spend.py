@@ -48,11 +48,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from gallery.models import (
-    AccountApproval,
     Generation,
     Quota,
     TeamBudget,
     UsageTotal,
+    awaiting_approval_q,
     month_of,
     price_per_image,
 )
@@ -223,12 +223,11 @@ def _situation(user, gallery, *, scopes=ALL_SCOPES, lock=False, now=None):
     one query for the settings, then, only where a limit applies, its month total (locked
     with `lock`) and what is reserved."""
     month = month_of(now)
-    waiting = AccountApproval.objects.waiting().filter(user=OuterRef("pk"))
+    waiting = get_user_model().objects.filter(awaiting_approval_q(), pk=OuterRef("pk"))
     figures = (
         get_user_model()
         .objects.filter(pk=user.pk)
         .values(
-            "is_staff",
             monthly_images=Subquery(
                 Quota.objects.filter(user=OuterRef("pk")).values("monthly_images")[:1]
             ),
@@ -248,7 +247,7 @@ def _situation(user, gallery, *, scopes=ALL_SCOPES, lock=False, now=None):
     if Scope.TEAM in scopes and figures["team_budget"] is not None:
         key = UsageTotal.key(Scope.TEAM, month)
         wanted.append((Scope.TEAM, "the team's monthly budget", figures["team_budget"], key))
-    waits = figures["waiting"] and not figures["is_staff"]  # operators never wait
+    waits = figures["waiting"]
     if not wanted:
         return [], waits
     keys = [key for *_, key in wanted]

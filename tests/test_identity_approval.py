@@ -176,3 +176,46 @@ def test_with_production_settings_a_newcomer_waits_and_the_gateway_hears_nothing
     pipeline.wait_until_finished([generation])
     assert generation.status == Generation.Status.COMPLETED
     assert pipeline.simulator.submissions == 1
+
+
+@pytest.mark.django_db
+def test_a_waiting_account_makes_no_gallery_shares_nothing_and_opens_nothing_to_the_team(
+    client, bob
+):
+    from gallery.models import Gallery, ShareLink
+
+    dora = User.objects.create_user("dora", password="velvet-lantern-42")
+    AccountApproval.record_arrival(dora, AccountApproval.Source.SIGNUP, approved=False)
+    mine = Gallery.default_for(dora)
+    client.force_login(dora)
+
+    made = client.post("/galleries/new/", {"name": "Announce me"}, follow=True)
+    assert "making galleries and sharing them start once they approve it" in made.text.replace(
+        "&#x27;", "'"
+    )
+    attempts = {
+        "visibility": client.post(f"/galleries/{mine.pk}/visibility/", {"visibility": "team"}),
+        "member": client.post(
+            f"/galleries/{mine.pk}/members/", {"member": "bob", "role": "viewer"}
+        ),
+        "link": client.post(
+            f"/galleries/{mine.pk}/links/new/", {"label": "x", "expires_in": "never"}
+        ),
+    }
+    assert {name: answer.status_code for name, answer in attempts.items()} == {
+        "visibility": 404,
+        "member": 404,
+        "link": 404,
+    }
+    assert list(Gallery.objects.filter(owner=dora).values_list("name", "visibility")) == [
+        ("My images", "private")
+    ]
+    assert not mine.members.exists() and not ShareLink.objects.exists()
+    page = client.get("/galleries/").text
+    assert "start once an operator approves your account" in page
+    assert "New gallery" not in page and "Add a teammate" not in page
+
+    AccountApproval.approve([dora])
+    added = client.post(f"/galleries/{mine.pk}/members/", {"member": "bob", "role": "viewer"})
+    assert added.status_code == 302
+    assert mine.members.filter(user=bob).exists()

@@ -138,8 +138,17 @@ def test_without_email_the_staff_page_says_invitations_cannot_be_sent(staff_clie
     assert 'name="email"' not in page.text
 
 
-def test_staff_invite_from_admin_and_send_a_fresh_link(staff_client, client, smtp_server):
+def test_admins_add_leads_to_the_one_page_that_invites(staff_client):
+    # One door makes and mails invitations, so both agree when mail fails (nothing kept).
+    response = staff_client.get("/admin/gallery/invitation/add/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/invitations/"
     staff_client.post("/admin/gallery/invitation/add/", {"email": "dora@example.com"})
+    assert not Invitation.objects.exists()
+
+
+def test_staff_invite_and_send_a_fresh_link_from_admin(staff_client, client, smtp_server):
+    staff_client.post("/accounts/invitations/", {"email": "dora@example.com"})
     (first_link,) = smtp_server.links(smtp_server.messages[0])
     invitation = Invitation.objects.get()
     assert invitation.invited_by.username == "operator"

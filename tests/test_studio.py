@@ -799,3 +799,30 @@ def test_the_image_detail_shows_the_display_rendition_and_the_original_only_on_d
     response = alice_client.get(f"{media}/display/")
     assert response.status_code == 200
     assert response["Content-Type"] == "image/webp"
+
+
+def test_reusing_a_teammates_settings_keeps_the_gallery_a_contributor_adds_to(alice, bob, client):
+    # "Use these settings" on a teammate's card: the preset was lost (the check asked
+    # whether bob may *remove* alice's generation, not whether he may add to its gallery).
+    campaign = Gallery.objects.create(owner=alice, name="Campaign")
+    campaign.add_member(bob, "contributor", added_by=alice)
+    hers = make_generation(alice, gallery=campaign, prompt="a teammate’s poster")
+    client.force_login(bob)
+
+    html = client.get(f"/?use={hers.pk}", **htmx("generate-form")).content.decode()
+
+    assert f'<option value="{campaign.pk}" selected>' in html
+    assert prompt_in_form(html) == "a teammate’s poster"
+
+
+def test_reusing_settings_from_a_gallery_one_only_views_falls_back_to_ones_own(alice, bob, client):
+    shown = Gallery.objects.create(owner=alice, name="Shown")
+    shown.add_member(bob, "viewer", added_by=alice)
+    hers = make_generation(alice, gallery=shown)
+    client.force_login(bob)
+
+    html = client.get(f"/?use={hers.pk}", **htmx("generate-form")).content.decode()
+
+    gallery_select = re.search(r'<select name="gallery".*?</select>', html, re.S).group()
+    assert f'value="{shown.pk}"' not in gallery_select  # not offered: he can't add to it
+    assert prompt_in_form(html) == hers.prompt

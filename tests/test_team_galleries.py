@@ -60,11 +60,12 @@ def test_the_owner_adds_a_teammate_by_username_or_email(alice_client, plans, bob
 @pytest.mark.parametrize(
     ("member", "message"),
     [
-        ("zed", "Nobody here goes by “zed”."),
+        ("zed", "No teammate here goes by “zed”."),
         ("alice", "That&#x27;s you: you own this gallery already."),
         ("bob", "bob is already a viewer of this gallery."),
         ("", "Name the person to add: their username or e-mail."),
-        ("frozen", "frozen&#x27;s account is not active, so they can&#x27;t be added."),
+        # An inactive account answers as an unknown one: nothing says who exists.
+        ("frozen", "No teammate here goes by “frozen”."),
     ],
 )
 def test_adding_someone_who_cannot_be_added_is_a_clear_error_and_changes_nothing(
@@ -84,11 +85,11 @@ def test_someone_waiting_for_approval_is_not_in_the_team_yet(alice_client, plans
     AccountApproval.record_arrival(newcomer, AccountApproval.Source.SIGNUP, approved=False)
     plans.visibility = "team"
     plans.save()
-    response = add(alice_client, plans, "nina", **HTMX)
-    assert (
-        "nina&#x27;s account is waiting for an operator&#x27;s approval"
-        in response.content.decode()
-    )
+    # The same answer as for someone unknown or inactive: nothing says the account exists.
+    answers = [text(add(alice_client, plans, name, **HTMX)) for name in ("nina", "nobody")]
+    assert "No teammate here goes by “nina”." in answers[0]
+    assert "No teammate here goes by “nobody”." in answers[1]
+    assert not any("approval" in answer or "waiting" in answer for answer in answers)
     assert not plans.members.exists()
 
     waiting = Client()
@@ -105,7 +106,7 @@ def test_an_address_two_accounts_share_asks_for_a_username(alice_client, plans):
         email="sam@example.com"
     )
     response = add(alice_client, plans, "sam@example.com", **HTMX)
-    assert "More than one account uses" in response.content.decode()
+    assert "More than one teammate uses" in response.content.decode()
     assert not plans.members.exists()
 
 

@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from gallery.identity import throttling
+from gallery.models import Invitation
 
 logger = logging.getLogger("gallery.identity")
 
@@ -23,6 +24,22 @@ class MailThrottled(MailNotSent):
     def __init__(self, refusal):
         super().__init__(throttling.explain(refusal))
         self.refusal = refusal
+
+
+def invite(request, email, *, invited_by):
+    """Issue an invitation for `email` and mail its link: the one way invitations are made
+    (the staff page; admin's "Add" leads there). Raises MailNotSent (or MailThrottled) and
+    then keeps nothing, so no invitation exists whose link nobody received.
+
+    Saved before mailing, so no database transaction stays open while the mail server talks.
+    """
+    invitation, token = Invitation.issue(email, invited_by=invited_by)
+    try:
+        send_invitation(request, invitation, token)
+    except MailNotSent:
+        invitation.delete()
+        raise
+    return invitation
 
 
 def send_invitation(request, invitation, token):

@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -92,16 +93,33 @@ class AccountApproval(models.Model):
         return waiting.update(approved_at=timezone.now(), approved_by=by)
 
 
+def awaiting_approval_q(prefix=""):
+    """The one definition of waiting for approval, as a filter on users (or through a
+    relation: prefix "user__"): they made their account themselves and no operator has let
+    them in yet. Staff never wait. Everything else below asks this."""
+    waiting = Q(**{f"{prefix}approval__isnull": False, f"{prefix}approval__approved_at": None})
+    return waiting & Q(**{f"{prefix}is_staff": False})
+
+
+def team_members_q(prefix=""):
+    """`is_team_member` as a filter on users (or through a relation: prefix "user__")."""
+    return Q(**{f"{prefix}is_active": True}) & ~awaiting_approval_q(prefix)
+
+
 def is_awaiting_approval(user):
-    """Whether `user` signed up and no operator has approved them yet. Staff never wait."""
-    if not (user and user.is_authenticated) or user.is_staff:
+    """Whether `user` signed up and no operator has approved them yet."""
+    if not (user and user.is_authenticated):
         return False
-    return AccountApproval.objects.waiting().filter(user=user).exists()
+    return get_user_model().objects.filter(awaiting_approval_q(), pk=user.pk).exists()
 
 
 AWAITING_APPROVAL = (
     "Your account is waiting for an operator's approval. You can look around, but "
     "generating starts once they approve it."
+)
+AWAITING_APPROVAL_TO_SHARE = (
+    "Your account is waiting for an operator's approval: making galleries and sharing them "
+    "start once they approve it."
 )
 
 
@@ -112,17 +130,12 @@ def approval_refusal(user):
 
 def is_team_member(user):
     """Whether `user` counts as one of this Darkroom's team: who sees galleries opened to
-    the team, and who may be added to a gallery. One rule, asked by the galleries' access
-    querysets and the members form. An account waiting for approval is not in the team yet."""
-    return bool(user and user.is_authenticated and user.is_active) and not is_awaiting_approval(
-        user
-    )
-
-
-def team_members_q(prefix=""):
-    """`is_team_member` as a filter on users (or through a relation: prefix "user__")."""
-    waiting = Q(**{f"{prefix}approval__isnull": False, f"{prefix}approval__approved_at": None})
-    return Q(**{f"{prefix}is_active": True}) & (~waiting | Q(**{f"{prefix}is_staff": True}))
+    the team, may be added to a gallery, and may make, share and open galleries. One rule,
+    asked by the galleries' querysets, the members form and the gallery pages. An account
+    waiting for approval is not in the team yet."""
+    if not (user and user.is_authenticated and user.is_active):
+        return False
+    return get_user_model().objects.filter(team_members_q(), pk=user.pk).exists()
 
 
 class OidcIdentity(models.Model):

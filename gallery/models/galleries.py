@@ -18,7 +18,7 @@ from django.db import models, transaction
 from django.db.models import Case, Exists, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
-from gallery.models.accounts import team_members_q
+from gallery.models.accounts import is_team_member, team_members_q
 
 
 class Role(models.TextChoices):
@@ -36,12 +36,28 @@ class Role(models.TextChoices):
 
     @property
     def can_manage(self):
-        """Rename, delete, members, visibility, share links; remove anyone's generations."""
+        """Rename, delete, members, visibility, share links, its budget; remove anyone's
+        generations."""
         return self is Role.OWNER
 
     @property
     def is_member(self):
         return self in (Role.CONTRIBUTOR, Role.VIEWER)
+
+    def may_rerun(self, made_it):
+        """Retry or cancel a generation here: only who made it (it is their quota), while
+        they may still add to the gallery."""
+        return made_it and self.can_contribute
+
+    def may_remove(self, made_it):
+        """Delete a generation here, or move it out: whoever manages the gallery, or who
+        made it while they may still add to the gallery."""
+        return self.can_manage or (made_it and self.can_contribute)
+
+    @classmethod
+    def having(cls, right):
+        """The roles that have `right` (a property above, e.g. "can_manage")."""
+        return [role for role in cls if getattr(role, right)]
 
 
 # The roles a membership row can hold; owner and team follow from the gallery itself.
@@ -66,6 +82,25 @@ def gallery_visible_to(user, path=""):
     return Q(**{f"{prefix}owner": user}) | Q(Exists(member)) | open_to_them
 
 
+def holding(user, roles, path=""):
+    """Where `user` holds one of `roles` in the gallery at `path`, as a Q: the rights of a
+    Role, in SQL (galleries a person manages are `holding(user, Role.having("can_manage"))`)."""
+    prefix = _prefix(path)
+    where = Q(pk__in=[])
+    if Role.OWNER in roles:
+        where |= Q(**{f"{prefix}owner": user})
+    if member_roles := [role.value for role in roles if role.is_member]:
+        member = GalleryMember.objects.filter(
+            gallery=OuterRef(f"{prefix}pk"), user=user, role__in=member_roles
+        )
+        where |= Q(Exists(member))
+    if Role.TEAM in roles:
+        where |= gallery_visible_to(user, path) & ~holding(
+            user, [Role.OWNER, Role.CONTRIBUTOR, Role.VIEWER], path
+        )
+    return where
+
+
 def role_in_gallery(user, path=""):
     """The caller's Role in the gallery at `path`, as SQL. Only meaningful on rows that
     `gallery_visible_to(user, path)` let through: whoever is neither owner nor member
@@ -88,12 +123,21 @@ class GalleryQuerySet(models.QuerySet):
 
     def editable_by(self, user):
         """The galleries `user` may generate into: their own and those they contribute to."""
-        contributing = [role.value for role in Role if role.can_contribute]
+        contributing = [role.value for role in Role.having("can_contribute")]
         return self.visible_to(user).filter(caller_role__in=contributing)
 
     def owned_by(self, user):
-        """The galleries `user` manages: renames, deletes, members, share links."""
+        """The galleries `user` made: the galleries page's "Your galleries"."""
         return self.filter(owner=user).annotate(caller_role=Value(Role.OWNER.value))
+
+    def managed_by(self, user):
+        """The galleries `user` may manage (rename, delete, members, visibility, share
+        links, budget), as their Role says. An account waiting for approval manages none
+        yet: it would otherwise share, or open to everyone, before an operator let it in."""
+        if not is_team_member(user):
+            return self.none()
+        managing = Role.having("can_manage")
+        return self.filter(holding(user, managing)).annotate(caller_role=role_in_gallery(user))
 
     def shared_with(self, user):
         """Other people's galleries that `user` is a member of."""

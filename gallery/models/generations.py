@@ -71,6 +71,9 @@ class GenerationQuerySet(models.QuerySet):
     def unfinished(self):
         return self.filter(status__in=Generation.UNFINISHED)
 
+    def completed(self):
+        return self.filter(status=Generation.Status.COMPLETED)
+
     def in_flight(self):
         """Generations the poller still has work for."""
         return self.filter(status__in=Generation.POLLER_STATES)
@@ -154,6 +157,7 @@ class Generation(models.Model):
     S = Status
     UNFINISHED = (S.PENDING, S.SUBMITTING, S.IN_QUEUE, S.IN_PROGRESS, S.DOWNLOADING)
     FINISHED = (S.COMPLETED, S.FAILED, S.CANCELLED)
+    QUEUED = (S.PENDING, S.SUBMITTING, S.IN_QUEUE)
     # States in which the poller must act: submit, poll, download (and reclaim stale claims).
     POLLER_STATES = UNFINISHED
     # Once the provider said COMPLETED the images are ours to keep: too late to cancel.
@@ -256,6 +260,12 @@ class Generation(models.Model):
     def is_finished(self):
         return self.status in self.FINISHED
 
+    @property
+    def is_queued(self):
+        """Not with the provider's workers yet: waiting here, being sent, or in its queue
+        (cards show these three as one "Queued")."""
+        return self.status in self.QUEUED
+
     def next_change_in(self, now=None):
         """Seconds until the pipeline may next change what this generation shows, for pages
         that wait for it: 0 while a step is under way (a submit, a download), else until
@@ -280,17 +290,17 @@ class Generation(models.Model):
     # What the caller may do, on a generation found through visible_to(caller).
 
     @property
+    def role(self):
+        """The caller's Role in its gallery (found through visible_to)."""
+        return Role(self.caller_role)
+
+    @property
     def may_rerun(self):
-        """Retry or cancel: only who made it (it is their quota), while they may still
-        add to its gallery."""
-        return self.caller_is_maker and Role(self.caller_role).can_contribute
+        return self.role.may_rerun(self.caller_is_maker)
 
     @property
     def may_remove(self):
-        """Delete it, or move it to another gallery: the gallery's owner, or who made it
-        while they may still add to the gallery."""
-        role = Role(self.caller_role)
-        return role.can_manage or (self.caller_is_maker and role.can_contribute)
+        return self.role.may_remove(self.caller_is_maker)
 
     def set_favourite(self, user, favourite):
         """Star or unstar it for `user` alone; the wanted value, so a double click holds."""
@@ -648,7 +658,22 @@ class _Superseded(Exception):
     pass
 
 
+# Images as every page lists them: newest generation first, then in the provider's order.
+NEWEST_FIRST = ("-generation__created_at", "-generation_id", "index")
+
+
 class ImageQuerySet(models.QuerySet):
+    def shown(self):
+        """The images galleries, zips and share pages show: those of completed generations."""
+        return self.filter(generation__status=Generation.Status.COMPLETED)
+
+    def in_gallery(self, gallery):
+        """What a gallery (or its pk) shows, newest first."""
+        return self.shown().filter(generation__gallery=gallery).order_by(*NEWEST_FIRST)
+
+    def newest_first(self):
+        return self.order_by(*NEWEST_FIRST)
+
     def visible_to(self, user):
         """Images of generations in galleries `user` may see, with `caller_role` there."""
         path = "generation__gallery"

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from gallery.models.galleries import Gallery
-from gallery.models.generations import Generation, Image
+from gallery.models.generations import Image
 
 # Shown to the owner and stored in clear: 48 of the token's bits, the rest stay secret.
 TOKEN_PREFIX_LENGTH = 8
@@ -41,8 +41,8 @@ def hash_share_token(token):
 
 class ShareLinkQuerySet(models.QuerySet):
     def managed_by(self, user):
-        """The links of the galleries `user` owns: only a gallery's owner shares it."""
-        return self.filter(gallery__owner=user)
+        """The links of the galleries `user` manages (Gallery.objects.managed_by)."""
+        return self.filter(gallery__in=Gallery.objects.managed_by(user).values("pk"))
 
     def live(self, now=None):
         now = now or timezone.now()
@@ -215,7 +215,4 @@ class ShareLink(models.Model):
 
     def images(self):
         """What a visitor of this link may see: completed images of its gallery."""
-        return Image.objects.filter(
-            generation__gallery_id=self.gallery_id,
-            generation__status=Generation.Status.COMPLETED,
-        )
+        return Image.objects.in_gallery(self.gallery_id)

@@ -44,10 +44,11 @@ def month_of(moment=None):
 class UsageEntryQuerySet(models.QuerySet):
     def visible_to(self, user):
         """The lines `user` may read: what they asked for, and what was spent in galleries
-        they own (their budgets); staff read everything."""
+        they manage (their budgets); staff read everything."""
         if user.is_staff:
             return self
-        return self.filter(Q(user=user) | Q(gallery__owner=user))
+        managed = Gallery.objects.managed_by(user).values("pk")
+        return self.filter(Q(user=user) | Q(gallery__in=managed))
 
 
 class UsageEntry(models.Model):
@@ -169,12 +170,13 @@ class UsageEntry(models.Model):
 
 class UsageTotalQuerySet(models.QuerySet):
     def visible_to(self, user):
-        """The totals `user` may read: their own months and those of galleries they own;
-        staff read everyone's and the team's."""
+        """The totals `user` may read: their own months and those of galleries they
+        manage; staff read everyone's and the team's."""
         if user.is_staff:
             return self
         mine = Q(scope=UsageTotal.Scope.PERSON, user=user)
-        return self.filter(mine | Q(scope=UsageTotal.Scope.GALLERY, gallery__owner=user))
+        managed = Gallery.objects.managed_by(user).values("pk")
+        return self.filter(mine | Q(scope=UsageTotal.Scope.GALLERY, gallery__in=managed))
 
 
 class UsageTotal(models.Model):

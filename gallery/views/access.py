@@ -20,8 +20,8 @@ def gallery_for_user(user, pk):
 
 
 def gallery_to_manage(user, pk):
-    """A gallery `user` owns: renaming, deleting, members, visibility, share links."""
-    return get_object_or_404(Gallery.objects.owned_by(user), pk=pk)
+    """A gallery `user` manages: renaming, deleting, members, visibility, share links."""
+    return get_object_or_404(Gallery.objects.managed_by(user), pk=pk)
 
 
 def generation_for_user(user, pk):
@@ -57,8 +57,9 @@ def share_link_for_user(user, pk):
 
 
 def membership_to_manage(user, pk):
-    """A membership of a gallery `user` owns (to change its role or remove it)."""
-    members = GalleryMember.objects.filter(gallery__owner=user).select_related("gallery", "user")
+    """A membership of a gallery `user` manages (to change its role or remove it)."""
+    managed = Gallery.objects.managed_by(user).values("pk")
+    members = GalleryMember.objects.filter(gallery__in=managed).select_related("gallery", "user")
     return get_object_or_404(members, pk=pk)
 
 

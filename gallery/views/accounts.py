@@ -184,7 +184,7 @@ def invitation_list(request):
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
         try:
-            invite(request, email)
+            mail.invite(request, email, invited_by=request.user)
         except mail.MailThrottled as not_sent:
             refusal = not_sent.refusal  # the form again, with when to try again
         except mail.MailNotSent:
@@ -192,6 +192,9 @@ def invitation_list(request):
                 request, f"The invitation e-mail to {email} couldn't be sent; try again."
             )
         else:
+            messages.success(
+                request, f"Invitation sent to {email}. The link works for 7 days, once."
+            )
             return redirect("invitation_list")
     context = {
         "form": form,
@@ -201,22 +204,6 @@ def invitation_list(request):
     if refusal:
         return throttled(request, "registration/invitations.html", context, refusal)
     return render(request, "registration/invitations.html", context)
-
-
-def invite(request, email):
-    """Issue an invitation and e-mail it; raises MailNotSent (or MailThrottled), and then
-    nothing is kept.
-
-    Saved before mailing, so no database transaction stays open while the mail server talks.
-    """
-    invitation, token = Invitation.issue(email, invited_by=request.user)
-    try:
-        mail.send_invitation(request, invitation, token)
-    except mail.MailNotSent:
-        invitation.delete()
-        raise
-    messages.success(request, f"Invitation sent to {email}. The link works for 7 days, once.")
-    return invitation
 
 
 @require_POST

@@ -40,6 +40,7 @@ from gallery.models import (
     UsageTotal,
     month_of,
 )
+from gallery.models.accounts import AWAITING_APPROVAL_TO_SHARE, is_team_member
 from gallery.models.galleries import MEMBER_ROLES
 from gallery.views import share
 from gallery.views.access import (
@@ -56,14 +57,7 @@ TEAM_LATEST_IMAGES = 4
 
 def _with_counts(galleries):
     """Galleries with their counts, a cover (the newest image) and their owner."""
-    newest_image = (
-        Image.objects.filter(
-            generation__gallery=OuterRef("pk"),
-            generation__status=Generation.Status.COMPLETED,
-        )
-        .order_by("-generation__created_at", "-generation_id", "index")
-        .values("pk")[:1]
-    )
+    newest_image = Image.objects.in_gallery(OuterRef("pk")).values("pk")[:1]
     return galleries.select_related("owner").annotate(
         generation_count=Count("generations", distinct=True),
         image_count=Count("generations__images", distinct=True),
@@ -122,6 +116,7 @@ def _card(
         (link for link in links if link.is_ended), key=lambda link: link.ended_at, reverse=True
     )
     return {
+        "may_manage": True,  # reached through gallery_to_manage (the page says otherwise)
         "live_links": live_links,
         "ended_links": ended_links,
         "new_link": new_link,
@@ -138,15 +133,20 @@ def _card(
 
 
 def _render_page(request, *, create_form=None, card=None):
+    # An account waiting for approval sees its galleries, and manages none of them yet.
+    may_manage = is_team_member(request.user)
     cards = [
         card if card and card["gallery"].pk == gallery.pk else _card(gallery)
         for gallery in _owned_galleries(request.user)
     ]
+    for each in cards:
+        each["may_manage"] = may_manage
     shared = _with_counts(Gallery.objects.shared_with(request.user)).order_by(
         "name", "owner__username"
     )
     create_form = create_form or GalleryForm(instance=Gallery(owner=request.user))
     context = {"cards": cards, "shared": shared, "create_form": create_form}
+    context["may_manage"] = may_manage
     return render(request, "gallery/galleries.html", context)
 
 
@@ -174,6 +174,9 @@ def gallery_list(request):
 @require_POST
 @login_required
 def gallery_create(request):
+    if not is_team_member(request.user):
+        messages.error(request, AWAITING_APPROVAL_TO_SHARE)
+        return redirect("gallery_list")
     form = GalleryForm(request.POST, instance=Gallery(owner=request.user))
     if not form.is_valid():
         return _render_page(request, create_form=form)
@@ -353,7 +356,7 @@ def gallery_leave(request, pk):
 @login_required
 def team(request):
     """Galleries shared with me and those opened to the whole team, newest images first."""
-    completed = Generation.objects.filter(status=Generation.Status.COMPLETED)
+    completed = Generation.objects.completed()
     latest = Prefetch(
         "generations",
         queryset=completed.order_by("-created_at", "-id")[:TEAM_LATEST_IMAGES],

@@ -29,7 +29,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_safe
 
 from gallery.imaging import DISPLAY_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE
-from gallery.models import Generation, Image, Role, display_of
+from gallery.models import Image, Role, display_of
 from gallery.views.access import gallery_for_user, image_for_user
 from gallery.views.share import link_for_files, shared_images, visitor_door
 
@@ -255,13 +255,7 @@ def _zip_response(images, name, prompt=True):
 @login_required
 def gallery_zip(request, pk):
     gallery = gallery_for_user(request.user, pk)
-    images = (
-        Image.objects.filter(
-            generation__gallery=gallery, generation__status=Generation.Status.COMPLETED
-        )
-        .select_related("generation")
-        .order_by("-generation__created_at", "-generation_id", "index")
-    )
+    images = Image.objects.in_gallery(gallery).select_related("generation")
     return _zip_response(images, gallery.name)
 
 

@@ -196,11 +196,7 @@ def _throttled(request, link, refusal):
 
 def shared_images(link):
     """The link's images, newest generation first, as the studio shows them."""
-    return (
-        link.images()
-        .select_related("generation", "display")
-        .order_by("-generation__created_at", "-generation_id", "index")
-    )
+    return link.images().select_related("generation", "display")
 
 
 @dataclass(frozen=True)

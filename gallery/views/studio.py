@@ -165,7 +165,7 @@ def _compose_form(request, galleries, *, gallery=None):
     if source.isdigit():
         past = generation_for_user(request.user, int(source))
         initial = past.provider_params()
-        if past.may_remove:  # still theirs to add to: the same gallery again
+        if past.role.can_contribute:  # a gallery they may add to: the same gallery again
             initial["gallery"] = past.gallery_id
     return _generation_form(request, galleries, initial=initial)
 
@@ -430,7 +430,7 @@ def _neighbours(image):
         Q(generation__created_at__lt=created)
         | Q(generation__created_at=created, generation_id__lt=gid)
         | Q(generation_id=gid, index__gt=image.index)
-    ).order_by("-generation__created_at", "-generation_id", "index")
+    ).newest_first()
     newer = in_gallery.filter(
         Q(generation__created_at__gt=created)
         | Q(generation__created_at=created, generation_id__gt=gid)
