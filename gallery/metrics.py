@@ -4,7 +4,8 @@ Two kinds of figure, both right however many web and worker processes run on how
 many hosts, because both come from the database every process shares:
 
 - read from the generations at scrape time: how many in each status, how many in flight,
-  the age of the oldest unfinished one (a GROUP BY and a MIN over indexed columns);
+  the age of the oldest unfinished one (a GROUP BY and a MIN over indexed columns); and
+  the month's images and estimated spend from the usage ledger's team total (one row);
 - running totals the pollers keep (`Tally`, added to `MetricCounter` rows about once a
   second): gateway answers by call and kind, retries, and a histogram of the time from
   request to stored images. A scrape reads a few dozen rows, however long the history.
@@ -29,7 +30,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from gallery import pixazo
-from gallery.models import Generation, MetricCounter
+from gallery.models import Generation, MetricCounter, UsageTotal, month_of
 
 log = logging.getLogger("gallery.metrics")
 
@@ -110,6 +111,19 @@ class PipelineCollector:
             "darkroom_oldest_unfinished_generation_age_seconds",
             "How long the oldest unfinished generation has waited (0 when none).",
             value=(timezone.now() - oldest).total_seconds() if oldest else 0,
+        )
+
+        # What the usage ledger counts for this month (its team total: one row).
+        month = UsageTotal.objects.filter(scope=UsageTotal.Scope.TEAM, month=month_of()).first()
+        yield GaugeMetricFamily(
+            "darkroom_month_images",
+            "Images sent to the provider this calendar month, less those it failed to make.",
+            value=month.images if month else 0,
+        )
+        yield GaugeMetricFamily(
+            "darkroom_month_estimated_spend_dollars",
+            "Estimated spend this calendar month, from the price table (USD by default).",
+            value=float(month.cost) if month else 0.0,
         )
 
         counters = {(c.name, c.labels): c.value for c in MetricCounter.objects.all()}

@@ -99,8 +99,30 @@ def test_a_scrape_costs_the_same_few_queries_at_10000_generations(
         Generation(owner=alice, gallery=gallery, prompt=f"archive {n}", status=statuses[n % 4])
         for n in range(10_000)
     )
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):
         samples = scrape(client)
     assert value(samples, "darkroom_generations", status="COMPLETED") == 2500
     assert value(samples, "darkroom_generations_in_flight") == 5000
     assert value(samples, "darkroom_oldest_unfinished_generation_age_seconds") >= 0
+
+
+def test_a_scrape_reports_the_months_images_and_estimated_spend_from_the_ledger(
+    client, alice, bob, settings
+):
+    from gallery.models import UsageEntry
+
+    settings.METRICS_TOKEN = TOKEN
+    gallery = Gallery.default_for(alice)
+    sent = [
+        Generation.objects.create(owner=alice, gallery=gallery, prompt="a", quality="high"),
+        Generation.objects.create(
+            owner=bob, gallery=Gallery.default_for(bob), prompt="b", num_images=3
+        ),
+    ]
+    UsageEntry.record_spends(sent)
+    Generation.objects.filter(pk=sent[0].pk).delete()  # deleting gives nothing back
+
+    samples = scrape(client)
+
+    assert value(samples, "darkroom_month_images") == 4
+    assert value(samples, "darkroom_month_estimated_spend_dollars") == pytest.approx(0.133 + 0.399)

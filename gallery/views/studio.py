@@ -226,7 +226,7 @@ def generate_price(request):
     with htmx, whenever a field changes."""
     form = _generation_form(request, [], request.GET)
     form.is_valid()  # the prompt may still be empty: only the priced fields matter here
-    return render(request, f"{STUDIO}#price", _with_price(form))
+    return render(request, f"{STUDIO}#price-figures", _with_price(form))
 
 
 def _quote(form, galleries=()):
