@@ -426,7 +426,8 @@ GENERATION_DEADLINE_SECONDS = envint("GENERATION_DEADLINE_SECONDS", 600)
 FIRST_POLL_SECONDS = envfloat("FIRST_POLL_SECONDS", 0.5)
 MAX_POLL_INTERVAL_SECONDS = envfloat("MAX_POLL_INTERVAL_SECONDS", 10.0)
 DOWNLOAD_CLAIM_SECONDS = envint("DOWNLOAD_CLAIM_SECONDS", 60)
-# Longer than the client's worst case for one submit with all its retries (~7 minutes).
+# A submit whose worker died is failed (never resent) after this long: longer than a live
+# submit can take (one attempt, at most GATEWAY_READ_TIMEOUT_SECONDS), so none is cut short.
 SUBMIT_CLAIM_SECONDS = envint("SUBMIT_CLAIM_SECONDS", 600)
 # Pollers share the generations out by id, each in a worker of its own, so checking images
 # and making thumbnails use as many processes. One per worker of a cluster by default; it

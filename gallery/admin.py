@@ -156,6 +156,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
                 "fields": [
                     "status_badge",
                     "error",
+                    "error_detail",
                     "request_id",
                     ("queue_position", "estimated_wait_minutes"),
                     "processing_time",
@@ -195,6 +196,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         "cost",
         "status_badge",
         "error",
+        "error_detail",
         "request_id",
         "queue_position",
         "estimated_wait_minutes",

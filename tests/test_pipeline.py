@@ -312,8 +312,9 @@ def test_hostile_downloads_fail_the_generation_and_store_nothing(
     hostile.stop()
 
     assert generation.status == S.FAILED
-    assert reason in generation.error
-    assert "Nothing was stored" in generation.error
+    # The card says it plainly; operators read what went wrong in admin.
+    assert generation.error == "The provider's image could not be fetched, so nothing was stored."
+    assert reason in generation.error_detail
     assert not Image.objects.exists()
     assert stored_files(media_root) == []
 
