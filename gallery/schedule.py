@@ -24,8 +24,9 @@ The rules, each with its unit test in tests/test_schedule.py:
   that trying again can't help fails;
 - the poller looks for due work every `TICK_SECONDS`, and at the moment a step it timed
   falls due (`next_look`);
-- the studio page's update request is held until something it shows changes or
-  `LIVE_HOLD_SECONDS` pass, and asked again no sooner than `LIVE_MIN_GAP_MS` after the last.
+- the studio page's update request is held until something it shows changes (or
+  settings.LIVE_HOLD_SECONDS pass), and asked again no sooner than `LIVE_MIN_GAP_MS` after
+  the last began.
 """
 
 import heapq
@@ -48,11 +49,12 @@ MIN_LOOK_SECONDS = 0.02
 LOOK_SLACK_SECONDS = 0.003
 
 # The studio page's live updates (views.studio.studio_updates, static/js/darkroom.js): the
-# server holds the page's update request until something the page shows changed, or this
-# long; the page asks again at once, but no sooner than the gap after its last request
-# began (so at most two a second); after a failure it waits, doubling, up to the most.
-LIVE_HOLD_SECONDS = 20.0
+# server holds the page's update request until something the page shows changed, or
+# settings.LIVE_HOLD_SECONDS (20 s); the page asks again at once, but no sooner than the gap
+# after its last request began (so at most two a second; one in ten seconds while the tab
+# is hidden); after a failure it waits LIVE_FAILURE_MS, doubling, up to the most.
 LIVE_MIN_GAP_MS = 500
+LIVE_HIDDEN_GAP_MS = 10_000
 LIVE_FAILURE_MS = 1000
 LIVE_MAX_BACKOFF_MS = 60_000
 # How often a held request's rows are looked at (one query a process for every held

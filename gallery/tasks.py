@@ -32,7 +32,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-import httpx
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -443,14 +442,11 @@ _client = None
 
 
 def _storage_client():
-    # The provider's storage host: no API key goes there, and redirects are refused.
+    # The provider's storage host: no API key goes there, redirects are refused, and so are
+    # private addresses unless DOWNLOAD_ALLOW_PRIVATE_HOSTS (the simulator, tests).
     global _client
     if _client is None:
-        _client = httpx.Client(
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        )
+        _client = imaging.storage_client(lambda: settings.DOWNLOAD_ALLOW_PRIVATE_HOSTS)
     return _client
 
 

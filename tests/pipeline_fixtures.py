@@ -64,6 +64,7 @@ class Pipeline:
             "PIXAZO_BASE_URL": self.simulator.base_url,
             "Q_WORKERS": str(self.workers_per_cluster),
             "LOG_LEVEL": "WARNING",
+            "DOWNLOAD_ALLOW_PRIVATE_HOSTS": "1",  # the simulator's images are on loopback
             **self.extra_env,
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

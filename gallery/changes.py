@@ -1,0 +1,191 @@
+"""Waiting, in a web request, for generations to change: the studio's live updates and any
+request that must wait on our database (never on the gateway) until a generation moves.
+
+    seen = changes.snapshot(generations)       # {pk: updated_at} as the caller read them
+    newest = changes.newest_pk()               # read *before* what the caller shows
+    changed = changes.wait(seen, newer_than=newest, timeout=20)
+
+`wait` returns True as soon as one of those rows changed (any status change or progress:
+every move of the state machine sets `updated_at`), was deleted, or (with `newer_than`) a
+generation newer than that was made; False after `timeout`. The caller then reads again
+and decides whether what it shows changed. `wait_until_finished` does that for callers
+that want the end state (an API request holding its answer until the image is stored).
+
+One watcher thread per process looks at every row any request waits for, in one query,
+every `schedule.LIVE_LOOK_SECONDS` while anyone waits (and sleeps otherwise), and wakes
+the waiters whose rows changed: fifty waiting pages cost ten small queries a second, not
+five hundred. A waiting request holds its server thread (gunicorn's gthread worker; see
+config/gunicorn.py) but no CPU and no database query; at most `WAITING_REQUESTS_PER_PROCESS`
+wait at once, so the threads left over always serve the rest of the site: `wait` raises
+`Busy` when that many already wait (answer at once, and ask the client to come back).
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+from django.db.models import Max
+
+from gallery import schedule
+from gallery.models import Generation
+
+log = logging.getLogger("gallery.changes")
+
+
+class Busy(Exception):
+    """As many requests as this process lets wait are waiting already."""
+
+
+class Superseded(Exception):
+    """A wait with the same key began: this one's caller has no use for an answer."""
+
+
+def snapshot(generations):
+    """{pk: updated_at} of generations as the caller read them: what `wait` compares with."""
+    return {generation.pk: generation.updated_at for generation in generations}
+
+
+def newest_pk():
+    """The newest generation's pk (0 without any): `wait(newer_than=...)` wakes when a newer
+    one is made. Read it before reading what the caller shows, so nothing made in between
+    goes unnoticed."""
+    return Generation.objects.aggregate(newest=Max("pk"))["newest"] or 0
+
+
+def wait(seen, *, newer_than=None, timeout, key=None):
+    """Block until a generation of `seen` ({pk: updated_at}) changes or is deleted, or one
+    newer than `newer_than` is made: True; or until `timeout` seconds pass: False.
+
+    A wait with the `key` of one under way ends that one (it raises Superseded): a page
+    that asks again with other cards has no use for its earlier request, which would
+    otherwise hold a thread until it timed out. Raises Busy when
+    WAITING_REQUESTS_PER_PROCESS requests of this process wait already."""
+    return _watcher().wait(seen, newer_than, timeout, key)
+
+
+def wait_until_finished(pks, *, timeout):
+    """Block until every generation of `pks` is finished (COMPLETED, FAILED, CANCELLED) or
+    gone, or `timeout` seconds pass. Returns the generations as last read. Raises Busy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        generations = list(Generation.objects.filter(pk__in=pks))
+        left = deadline - time.monotonic()
+        if all(g.is_finished for g in generations) or left <= 0:
+            return generations
+        wait({pk: None for pk in pks} | snapshot(generations), timeout=left)
+
+
+def release(key):
+    """End the wait under way with `key`, if any (it raises Superseded)."""
+    _watcher().release(key)
+
+
+def stop_waiting():
+    """Wake every waiter now, and let none wait from here on (the server is stopping)."""
+    _watcher().stop()
+
+
+class _Waiter:
+    def __init__(self, seen, newer_than, key):
+        self.seen = dict(seen)
+        self.newer_than = newer_than
+        self.key = key
+        self.superseded = False
+        self.changed = threading.Event()
+
+
+class Watcher:
+    """One per process: looks at every waiter's rows in one query, wakes those that changed."""
+
+    def __init__(self, look_seconds, most_waiting):
+        self.look_seconds = look_seconds
+        self.most_waiting = most_waiting
+        self._waiters = set()
+        self._lock = threading.Lock()
+        self._someone_waits = threading.Condition(self._lock)
+        self._thread = None
+        self._stopping = False
+
+    def wait(self, seen, newer_than, timeout, key=None):
+        waiter = _Waiter(seen, newer_than, key)
+        with self._lock:
+            if self._stopping:
+                return False
+            if key is not None:
+                self._release(key)
+            if len(self._waiters) >= self.most_waiting:
+                raise Busy(f"{len(self._waiters)} requests of this process wait already")
+            self._waiters.add(waiter)
+            self._someone_waits.notify()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._watch, name="generation-changes", daemon=True
+                )
+                self._thread.start()
+        try:
+            changed = waiter.changed.wait(timeout)
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+        if waiter.superseded:
+            raise Superseded(f"another wait for {key} began")
+        return changed
+
+    def release(self, key):
+        with self._lock:
+            self._release(key)
+
+    def _release(self, key):
+        for waiter in self._waiters:
+            if waiter.key == key:
+                waiter.superseded = True
+                waiter.changed.set()
+
+    def stop(self):
+        with self._lock:
+            self._stopping = True
+            for waiter in self._waiters:
+                waiter.changed.set()
+
+    def _watch(self):
+        while True:
+            with self._lock:
+                while not self._waiters:
+                    # Nobody waits: hold no connection meanwhile.
+                    connection.close()
+                    self._someone_waits.wait()
+                waiters = list(self._waiters)
+            try:
+                self._look(waiters)
+            except DatabaseError:
+                log.exception("could not look for changed generations; trying again")
+                connection.close()
+            time.sleep(self.look_seconds)
+
+    def _look(self, waiters):
+        close_old_connections()
+        pks = set().union(*(waiter.seen for waiter in waiters))
+        now = dict(Generation.objects.filter(pk__in=pks).values_list("pk", "updated_at"))
+        if any(waiter.newer_than is not None for waiter in waiters):
+            newest = newest_pk()
+        for waiter in waiters:
+            if any(now.get(pk) != at for pk, at in waiter.seen.items()) or (
+                waiter.newer_than is not None and newest > waiter.newer_than
+            ):
+                waiter.changed.set()
+
+
+_the_watcher = None
+_the_watcher_lock = threading.Lock()
+
+
+def _watcher():
+    global _the_watcher
+    with _the_watcher_lock:
+        if _the_watcher is None:
+            _the_watcher = Watcher(
+                schedule.LIVE_LOOK_SECONDS, settings.WAITING_REQUESTS_PER_PROCESS
+            )
+        return _the_watcher
