@@ -9,7 +9,7 @@ PYTHON_SYS := $(shell for p in python3 python3.13 python3.12; do \
 	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-# A .env file beside this Makefile is read by `make run` (and by honcho).
+# A .env file beside this Makefile is read by `make run` (exported to its processes).
 ifneq (,$(wildcard .env))
 include .env
 export
@@ -50,13 +50,16 @@ $(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package-lock.json
 
 oidc-provider: $(OIDC_PROVIDER)/node_modules/.installed
 
-# Web server, django-q2 worker and, with no PIXAZO_API_KEY, the gateway simulator.
+# Web server, django-q2 worker and, with no PIXAZO_API_KEY, the gateway simulator (whose
+# images are on loopback, which downloads otherwise refuse). run_procfile starts the
+# Procfile's entries and stops them all on Ctrl+C, whenever it comes.
 PROCESSES = web worker $(if $(PIXAZO_API_KEY),,simulator)
+SIMULATOR_ENV = $(if $(PIXAZO_API_KEY),,DOWNLOAD_ALLOW_PRIVATE_HOSTS=1)
 
 run: install
 	@$(BIN)/python manage.py migrate --noinput -v 0
 	@echo "Darkroom: open http://127.0.0.1:$(PORT)/ ($(if $(PIXAZO_API_KEY),real Pixazo gateway,built-in gateway simulator: set PIXAZO_API_KEY for real images)). Ctrl+C stops it."
-	@PATH="$(abspath $(BIN)):$$PATH" DARKROOM_PORT=$(PORT) $(BIN)/honcho start $(PROCESSES)
+	@PATH="$(abspath $(BIN)):$$PATH" DARKROOM_PORT=$(PORT) $(SIMULATOR_ENV) $(BIN)/python manage.py run_procfile $(PROCESSES)
 
 test: install-test browser oidc-provider
 	@$(BIN)/ruff check --quiet .
