@@ -83,18 +83,22 @@ lint: install-test
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-# The benchmarks: the pipeline's scaling, what the page waits (in Debian's chromium), the
-# zip's memory, and load on one machine
-# (gunicorn, worker, simulator; loopback only) on SQLite and on PostgreSQL.
-# BENCH_ARGS="--users 20 --seconds 20" shortens the load run. Each prints its verdict.
+# The benchmarks: a burst of people pressing Generate, measured from the first click
+# through the shipped server; the pipeline's scaling; what the page waits and asks (in
+# Debian's chromium); the zip's memory; load and the open pages one web host holds
+# (gunicorn, worker, simulator; loopback only) on SQLite and on PostgreSQL. Each prints its
+# rows; the last table has every row side by side, and the exit code says whether every
+# target was met. BENCH_ARGS="--users 20 --seconds 20" shortens the load run.
+BENCHES = bench_burst bench_pipeline bench_page bench_zip bench_load
 bench: install-test postgres browser
-	@status=0; \
-	$(BIN)/python tests/benchmarks/bench_pipeline.py || status=1; \
-	$(BIN)/python tests/benchmarks/bench_page.py || status=1; \
-	$(BIN)/python tests/benchmarks/bench_zip.py || status=1; \
-	if $(HAVE_POSTGRES); then .ci/with-postgres $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; \
-	else $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || status=1; fi; \
-	exit $$status
+	@rm -f $(foreach b,$(BENCHES),bench-results/$(b).json)
+	@$(BIN)/python tests/benchmarks/bench_burst.py || true
+	@$(BIN)/python tests/benchmarks/bench_pipeline.py || true
+	@$(BIN)/python tests/benchmarks/bench_page.py || true
+	@$(BIN)/python tests/benchmarks/bench_zip.py || true
+	@if $(HAVE_POSTGRES); then .ci/with-postgres $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || true; \
+	else $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || true; fi
+	@$(BIN)/python tests/benchmarks/summary.py $(BENCHES)
 
 # What installing and testing leave behind; never the data folder's database and images.
 clean:

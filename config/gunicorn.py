@@ -7,8 +7,10 @@ WEB_CONCURRENCY processes of WEB_THREADS threads each (gunicorn's gthread worker
 take a thread for the milliseconds they render; a request that waits for generations to
 change (the studio's live updates, gallery.changes) holds its thread while it waits, but
 no CPU and no query: at most WAITING_REQUESTS_PER_PROCESS of them wait in a process (by
-default three quarters of its threads), so the other threads always serve the rest of the
-site. Why threads and not an ASGI worker: see README, "How much one machine carries".
+default all but an eighth of its threads: 56 of 64), so the other threads always serve the
+rest of the site. A page's connection is kept alive to one process, so the processes'
+shares of waiting pages are uneven: the cap is per process, and generous. Why threads and
+not an ASGI worker: see README, "How much one machine carries".
 """
 
 import os
@@ -16,7 +18,7 @@ import signal
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-threads = max(2, int(os.environ.get("WEB_THREADS", "32")))
+threads = max(2, int(os.environ.get("WEB_THREADS", "64")))
 # Logs to stdout, with the tokens of share, invitation and reset links redacted.
 accesslog = "-"
 logger_class = "gallery.redaction.AccessLog"

@@ -452,9 +452,9 @@ POLLER_HANDOVER_SECONDS = envfloat("POLLER_HANDOVER_SECONDS", 10.0)
 # The web server (config/gunicorn.py): threads per process. A request waiting for
 # generations to change (the studio's live updates, gallery.changes) holds one while it
 # waits; at most WAITING_REQUESTS_PER_PROCESS of them do, so the rest serve the site.
-WEB_THREADS = max(2, envint("WEB_THREADS", 32))
+WEB_THREADS = max(2, envint("WEB_THREADS", 64))
 WAITING_REQUESTS_PER_PROCESS = max(
-    1, envint("WAITING_REQUESTS_PER_PROCESS", WEB_THREADS - max(4, WEB_THREADS // 4))
+    1, envint("WAITING_REQUESTS_PER_PROCESS", WEB_THREADS - max(4, WEB_THREADS // 8))
 )
 # The studio's update request is held this long at most while nothing on the page changes.
 LIVE_HOLD_SECONDS = envfloat("LIVE_HOLD_SECONDS", 20.0)

@@ -15,7 +15,8 @@ One watcher thread per process looks at every row any request waits for, in one 
 every `schedule.LIVE_LOOK_SECONDS` while anyone waits (and sleeps otherwise), and wakes
 the waiters whose rows changed: fifty waiting pages cost ten small queries a second, not
 five hundred. A waiting request holds its server thread (gunicorn's gthread worker; see
-config/gunicorn.py) but no CPU and no database query; at most `WAITING_REQUESTS_PER_PROCESS`
+config/gunicorn.py) but no CPU, no query and no database connection (call `wait` outside
+a transaction: it closes the thread's connection); at most `WAITING_REQUESTS_PER_PROCESS`
 wait at once, so the threads left over always serve the rest of the site: `wait` raises
 `Busy` when that many already wait (answer at once, and ask the client to come back).
 """
@@ -32,6 +33,9 @@ from gallery import schedule
 from gallery.models import Generation
 
 log = logging.getLogger("gallery.changes")
+# New generations one look reads at most (more in a tenth of a second: each waiter wakes
+# anyway the look after, reading from its own anchor).
+NEW_ROWS_LOOKED_AT = 1000
 
 
 class Busy(Exception):
@@ -54,15 +58,16 @@ def newest_pk():
     return Generation.objects.aggregate(newest=Max("pk"))["newest"] or 0
 
 
-def wait(seen, *, newer_than=None, timeout, key=None):
+def wait(seen, *, newer_than=None, made_in=None, timeout, key=None):
     """Block until a generation of `seen` ({pk: updated_at}) changes or is deleted, or one
-    newer than `newer_than` is made: True; or until `timeout` seconds pass: False.
+    newer than `newer_than` is made (with `made_in`, one whose fields have those values:
+    {"owner_id": 5}, {"gallery_id": 3}): True; or until `timeout` seconds pass: False.
 
     A wait with the `key` of one under way ends that one (it raises Superseded): a page
     that asks again with other cards has no use for its earlier request, which would
     otherwise hold a thread until it timed out. Raises Busy when
     WAITING_REQUESTS_PER_PROCESS requests of this process wait already."""
-    return _watcher().wait(seen, newer_than, timeout, key)
+    return _watcher().wait(seen, newer_than, timeout, key, made_in)
 
 
 def wait_until_finished(pks, *, timeout):
@@ -88,9 +93,10 @@ def stop_waiting():
 
 
 class _Waiter:
-    def __init__(self, seen, newer_than, key):
+    def __init__(self, seen, newer_than, key, made_in):
         self.seen = dict(seen)
         self.newer_than = newer_than
+        self.made_in = made_in or {}
         self.key = key
         self.superseded = False
         self.changed = threading.Event()
@@ -108,8 +114,8 @@ class Watcher:
         self._thread = None
         self._stopping = False
 
-    def wait(self, seen, newer_than, timeout, key=None):
-        waiter = _Waiter(seen, newer_than, key)
+    def wait(self, seen, newer_than, timeout, key=None, made_in=None):
+        waiter = _Waiter(seen, newer_than, key, made_in)
         with self._lock:
             if self._stopping:
                 return False
@@ -124,6 +130,10 @@ class Watcher:
                     target=self._watch, name="generation-changes", daemon=True
                 )
                 self._thread.start()
+        if not connection.in_atomic_block:
+            # A waiting request holds no database connection: with PostgreSQL, a web host's
+            # waiting pages would otherwise take one each. Django reconnects on next use.
+            connection.close()
         try:
             changed = waiter.changed.wait(timeout)
         finally:
@@ -168,13 +178,27 @@ class Watcher:
         close_old_connections()
         pks = set().union(*(waiter.seen for waiter in waiters))
         now = dict(Generation.objects.filter(pk__in=pks).values_list("pk", "updated_at"))
-        if any(waiter.newer_than is not None for waiter in waiters):
-            newest = newest_pk()
+        # What was made since the oldest anchor: a few rows (anchors are recent), read once
+        # for every waiter, each of which wants only those in its own scope.
+        anchors = [waiter.newer_than for waiter in waiters if waiter.newer_than is not None]
+        made = []
+        if anchors:
+            made = list(
+                Generation.objects.filter(pk__gt=min(anchors))
+                .order_by("pk")
+                .values("pk", "owner_id", "gallery_id")[:NEW_ROWS_LOOKED_AT]
+            )
         for waiter in waiters:
             if any(now.get(pk) != at for pk, at in waiter.seen.items()) or (
-                waiter.newer_than is not None and newest > waiter.newer_than
+                waiter.newer_than is not None and any(_is_news(row, waiter) for row in made)
             ):
                 waiter.changed.set()
+
+
+def _is_news(row, waiter):
+    return row["pk"] > waiter.newer_than and all(
+        row.get(field) == value for field, value in waiter.made_in.items()
+    )
 
 
 _the_watcher = None

@@ -47,6 +47,11 @@ from gallery import pixazo
 TICK_SECONDS = 0.1
 MIN_LOOK_SECONDS = 0.02
 LOOK_SLACK_SECONDS = 0.003
+# A poller with nothing left to do keeps looking this long before it ends: a Generate
+# pressed meanwhile (the next try, the rest of a burst) is submitted at its next look,
+# without waiting for a worker to start a poller. Less than POLLER_HANDOVER_SECONDS, so an
+# idle poller ends rather than hands over.
+POLLER_LINGER_SECONDS = 3.0
 
 # The studio page's live updates (views.studio.studio_updates, static/js/darkroom.js): the
 # server holds the page's update request until something the page shows changed, or
@@ -311,6 +316,11 @@ def next_look(last_look: float, planned: list[float]) -> float:
     if not planned:
         return tick
     return min(tick, max(planned[0], last_look + MIN_LOOK_SECONDS))
+
+
+def poller_may_end(idle_seconds: float, linger: float = POLLER_LINGER_SECONDS) -> bool:
+    """Whether a poller that has had nothing to do for `idle_seconds` ends now."""
+    return idle_seconds >= linger
 
 
 def look_at(now: float, delay_seconds: float) -> float:

@@ -186,7 +186,7 @@ class Poller:
         # Hand over to a fresh task every few seconds: a cluster told to stop waits for the
         # running task, so a poller that ran on would hold up every graceful shutdown.
         budget = settings.POLLER_HANDOVER_SECONDS
-        started = last_renewal = time.monotonic()
+        started = last_renewal = busy_at = time.monotonic()
         last_look = last_sweep = 0.0
         while True:
             # Wait for the next answer, or the next look: an answer is recorded at once.
@@ -208,7 +208,9 @@ class Poller:
                 _hand_over(self.shard)
                 return "the cluster is stopping" if stopping else "time budget used, handed over"
             self._start_due()
-            if not self.calls and not self.downloads and not self._work_left():
+            if self.calls or self.downloads or self._work_left():
+                busy_at = now
+            elif schedule.poller_may_end(now - busy_at):
                 # Release first, then look once more: a submit that finished in between
                 # either sees the lease free and starts a poller, or is seen here.
                 Lease.release(self.lease, self.holder)

@@ -82,6 +82,20 @@ def test_a_generation_made_elsewhere_ends_the_wait_with_its_card(alice, hold):
     assert f'id="generation-{other_tab.pk}"' in response.content.decode()
 
 
+def test_someone_elses_new_generation_does_not_wake_a_private_view(alice, bob, hold, monkeypatch):
+    generation = make_generation(alice, status=S.IN_QUEUE)
+    waits = []
+    original = changes.wait
+    monkeypatch.setattr(changes, "wait", lambda *a, **k: waits.append(1) or original(*a, **k))
+    with ThreadPoolExecutor(1) as pool:
+        asking = pool.submit(held_updates(alice, generation))
+        time.sleep(0.5)
+        make_generation(bob, status=S.PENDING, prompt="bob's, in his own studio")
+        response, took = asking.result(timeout=10)
+    assert response.status_code == 204 and took >= 2.9
+    assert len(waits) == 1  # held once, to the end: never woken to read again
+
+
 def test_a_page_that_asks_again_lets_its_earlier_request_go(alice, hold):
     generation = make_generation(alice, status=S.IN_QUEUE)
     with ThreadPoolExecutor(2) as pool:

@@ -229,6 +229,14 @@ def test_a_step_the_poller_timed_is_started_when_due_not_at_the_next_tick():
     assert schedule.next_look(last_look, [107.0]) == last_look + schedule.TICK_SECONDS
 
 
+def test_an_idle_poller_lingers_a_while_for_the_next_generate_then_ends(settings):
+    assert not schedule.poller_may_end(0.0)
+    assert not schedule.poller_may_end(schedule.POLLER_LINGER_SECONDS - 0.1)
+    assert schedule.poller_may_end(schedule.POLLER_LINGER_SECONDS)
+    # It ends before it would hand over to a fresh task: idle pollers never hand over.
+    assert schedule.POLLER_LINGER_SECONDS < settings.POLLER_HANDOVER_SECONDS
+
+
 def test_a_planned_look_comes_just_after_the_step_falls_due():
     assert schedule.look_at(50.0, 1.0) == pytest.approx(51.0 + schedule.LOOK_SLACK_SECONDS)
 

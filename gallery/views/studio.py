@@ -239,6 +239,7 @@ def studio_updates(request):
     deadline = time.monotonic() + settings.LIVE_HOLD_SECONDS
 
     visible = Generation.objects.visible_to(request.user).select_related("owner")
+    gallery = filters.cleaned_data.get("gallery")
     while True:
         # Read first: a generation made while the cards are read is then still news.
         newest = changes.newest_pk() if anchor is not None else None
@@ -260,6 +261,8 @@ def studio_updates(request):
             changes.wait(
                 changes.snapshot(current.values()),
                 newer_than=newest,
+                # A view of one gallery gets cards made in it; the caller's own view, theirs.
+                made_in={"gallery_id": gallery.pk} if gallery else {"owner_id": request.user.pk},
                 timeout=left,
                 key=(request.user.pk, page) if page else None,
             )
