@@ -327,7 +327,7 @@ class Poller:
                     self._plan(step.seconds),
                 )
             case _:
-                generation.fail(_submit_failure(generation, answer))
+                generation.fail(_submit_failure(answer))
 
     def _polled(self, generation, future, arrived):
         answer = self._answer("result", future)
@@ -491,7 +491,7 @@ def _accepted_images(generation, result):
     ]
 
 
-def _submit_failure(generation, answer):
+def _submit_failure(answer):
     """Why a submit failed, for the card."""
     match answer:
         case pixazo.AuthenticationError():

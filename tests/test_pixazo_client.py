@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -69,7 +70,10 @@ def once(base_url, call, *args, key=KEY, **options):
             await client.aclose()
 
     try:
-        return asyncio.run(run())
+        # A loop of its own, in a thread of its own: a browser test may have left one
+        # running in this thread.
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, run()).result()
     except PixazoError as error:
         for secret in (KEY, WRONG_KEY):
             assert secret not in str(error)
