@@ -1,13 +1,14 @@
 """Waiting, in a web request, for generations to change: the studio's live updates and any
 request that must wait on our database (never on the gateway) until a generation moves.
 
-    seen = changes.snapshot(generations)       # {pk: updated_at} as the caller read them
     newest = changes.newest_pk()               # read *before* what the caller shows
+    seen = changes.snapshot(generations)       # what they show, as the caller read them
     changed = changes.wait(seen, newer_than=newest, timeout=20)
 
-`wait` returns True as soon as one of those rows changed (any status change or progress:
-every move of the state machine sets `updated_at`), was deleted, or (with `newer_than`) a
-generation newer than that was made; False after `timeout`. The caller then reads again
+`wait` returns True as soon as one of those generations changed what it shows (its
+status, queue position, estimated wait or note: `SHOWN`), was deleted, or (with
+`newer_than`) a generation newer than that was made; False after `timeout`. A poll that
+changed nothing visible wakes nobody. The caller then reads again
 and decides whether what it shows changed. `wait_until_finished` does that for callers
 that want the end state (an API request holding its answer until the image is stored).
 
@@ -27,15 +28,15 @@ import time
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from gallery import schedule
 from gallery.models import Generation
 
 log = logging.getLogger("gallery.changes")
-# New generations one look reads at most (more in a tenth of a second: each waiter wakes
-# anyway the look after, reading from its own anchor).
-NEW_ROWS_LOOKED_AT = 1000
+# Rows one look reads at most: the watched ones, and those made since the oldest waiter
+# began (more than this in the look's interval, and the newest wait for the next look).
+MOST_ROWS_LOOKED_AT = 5000
 
 
 class Busy(Exception):
@@ -46,9 +47,13 @@ class Superseded(Exception):
     """A wait with the same key began: this one's caller has no use for an answer."""
 
 
+# What a generation shows that the pipeline changes (a studio card, an API's answer).
+SHOWN = ("status", "queue_position", "estimated_wait_minutes", "error")
+
+
 def snapshot(generations):
-    """{pk: updated_at} of generations as the caller read them: what `wait` compares with."""
-    return {generation.pk: generation.updated_at for generation in generations}
+    """{pk: what it shows} of generations as the caller read them: what `wait` compares."""
+    return {g.pk: tuple(getattr(g, name) for name in SHOWN) for g in generations}
 
 
 def newest_pk():
@@ -59,7 +64,7 @@ def newest_pk():
 
 
 def wait(seen, *, newer_than=None, made_in=None, timeout, key=None):
-    """Block until a generation of `seen` ({pk: updated_at}) changes or is deleted, or one
+    """Block until a generation of `seen` (`snapshot()`) changes or is deleted, or one
     newer than `newer_than` is made (with `made_in`, one whose fields have those values:
     {"owner_id": 5}, {"gallery_id": 3}): True; or until `timeout` seconds pass: False.
 
@@ -168,6 +173,7 @@ class Watcher:
                     self._someone_waits.wait()
                 waiters = list(self._waiters)
             try:
+                close_old_connections()
                 self._look(waiters)
             except DatabaseError:
                 log.exception("could not look for changed generations; trying again")
@@ -175,19 +181,23 @@ class Watcher:
             time.sleep(self.look_seconds)
 
     def _look(self, waiters):
-        close_old_connections()
+        # One query for every waiter: the rows they watch, and what was made since the
+        # oldest anchor (a few rows: anchors are recent), each waiter wanting only those
+        # in its own scope.
         pks = set().union(*(waiter.seen for waiter in waiters))
-        now = dict(Generation.objects.filter(pk__in=pks).values_list("pk", "updated_at"))
-        # What was made since the oldest anchor: a few rows (anchors are recent), read once
-        # for every waiter, each of which wants only those in its own scope.
         anchors = [waiter.newer_than for waiter in waiters if waiter.newer_than is not None]
-        made = []
-        if anchors:
-            made = list(
-                Generation.objects.filter(pk__gt=min(anchors))
-                .order_by("pk")
-                .values("pk", "owner_id", "gallery_id")[:NEW_ROWS_LOOKED_AT]
-            )
+        rows = Q(pk__in=pks) | Q(pk__gt=min(anchors)) if anchors else Q(pk__in=pks)
+        found = list(
+            Generation.objects.filter(rows)
+            .order_by("pk")
+            .values_list("pk", "owner_id", "gallery_id", *SHOWN)[:MOST_ROWS_LOOKED_AT]
+        )
+        now = {row[0]: row[3:] for row in found}
+        made = [
+            {"pk": pk, "owner_id": owner, "gallery_id": gallery}
+            for pk, owner, gallery, *_ in found
+            if anchors and pk > min(anchors)
+        ]
         for waiter in waiters:
             if any(now.get(pk) != at for pk, at in waiter.seen.items()) or (
                 waiter.newer_than is not None and any(_is_news(row, waiter) for row in made)

@@ -63,7 +63,7 @@ LIVE_HIDDEN_GAP_MS = 10_000
 LIVE_FAILURE_MS = 1000
 LIVE_MAX_BACKOFF_MS = 60_000
 # How often a held request's rows are looked at (one query a process for every held
-# request, gallery.changes): a change reaches the page about this much later at most.
+# request, gallery.changes): a change reaches the page this much later at most.
 LIVE_LOOK_SECONDS = 0.1
 
 
