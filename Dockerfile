@@ -33,5 +33,6 @@ VOLUME ["/data"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as r; host = os.environ.get('ALLOWED_HOSTS', 'localhost').split(',')[0].strip().lstrip('.*') or 'localhost'; r.urlopen(r.Request('http://127.0.0.1:8000/healthz', headers={'Host': host}), timeout=4)"]
 
-# WEB_CONCURRENCY sets gunicorn's worker count; logs go to stdout, tokens in URLs redacted.
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--logger-class", "gallery.redaction.AccessLog"]
+# config/gunicorn.py: WEB_CONCURRENCY processes of WEB_THREADS threads (a request waiting for
+# generations holds one, at most all but an eighth of them); logs to stdout, redacted.
+CMD ["gunicorn", "--config", "python:config.gunicorn", "--bind", "0.0.0.0:8000", "config.wsgi"]

@@ -444,7 +444,8 @@ GENERATION_DEADLINE_SECONDS = envint("GENERATION_DEADLINE_SECONDS", 600)
 FIRST_POLL_SECONDS = envfloat("FIRST_POLL_SECONDS", 0.5)
 MAX_POLL_INTERVAL_SECONDS = envfloat("MAX_POLL_INTERVAL_SECONDS", 10.0)
 DOWNLOAD_CLAIM_SECONDS = envint("DOWNLOAD_CLAIM_SECONDS", 60)
-# Longer than the client's worst case for one submit with all its retries (~7 minutes).
+# A submit whose worker died is failed (never resent) after this long: longer than a live
+# submit can take (one attempt, at most GATEWAY_READ_TIMEOUT_SECONDS), so none is cut short.
 SUBMIT_CLAIM_SECONDS = envint("SUBMIT_CLAIM_SECONDS", 600)
 # Pollers share the generations out by id, each in a worker of its own, so checking images
 # and making thumbnails use as many processes. One per worker of a cluster by default; it
@@ -466,9 +467,21 @@ POLLS_PER_MINUTE = envfloat("POLLS_PER_MINUTE", 20.0)
 # The poller hands over to a fresh django-q2 task this often, so a cluster told to stop
 # is never held up for long by it.
 POLLER_HANDOVER_SECONDS = envfloat("POLLER_HANDOVER_SECONDS", 10.0)
+# The web server (config/gunicorn.py): threads per process. A request waiting for
+# generations to change (the studio's live updates, gallery.changes) holds one while it
+# waits; at most WAITING_REQUESTS_PER_PROCESS of them do, so the rest serve the site.
+WEB_THREADS = max(2, envint("WEB_THREADS", 64))
+WAITING_REQUESTS_PER_PROCESS = max(
+    1, envint("WAITING_REQUESTS_PER_PROCESS", WEB_THREADS - max(4, WEB_THREADS // 8))
+)
+# The studio's update request is held this long at most while nothing on the page changes.
+LIVE_HOLD_SECONDS = envfloat("LIVE_HOLD_SECONDS", 20.0)
 # `manage.py run_worker` gives the cluster this long to stop by itself, then kills what is
 # left of it (a poller hands over at once when told to stop, so a few seconds do).
 WORKER_STOP_SECONDS = envfloat("WORKER_STOP_SECONDS", 5.0)
+# Images are fetched from public addresses only: a private, loopback or link-local one is
+# refused (checked on the address connected to). `make run` allows them for its simulator.
+DOWNLOAD_ALLOW_PRIVATE_HOSTS = envbool("DOWNLOAD_ALLOW_PRIVATE_HOSTS", False)
 IMAGE_MAX_BYTES = envint("IMAGE_MAX_BYTES", 25 * 1024 * 1024)
 IMAGE_MAX_PIXELS = envint("IMAGE_MAX_PIXELS", 4096 * 4096)
 

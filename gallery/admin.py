@@ -170,6 +170,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
                 "fields": [
                     "status_badge",
                     "error",
+                    "error_detail",
                     "request_id",
                     ("queue_position", "estimated_wait_minutes"),
                     "processing_time",
@@ -209,6 +210,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         "cost",
         "status_badge",
         "error",
+        "error_detail",
         "request_id",
         "queue_position",
         "estimated_wait_minutes",

@@ -4,6 +4,10 @@ The provider hands back URLs on hosts we do not control. Everything fetched from
 treated as hostile until proven otherwise:
 
 - no redirects are followed (a redirect could point anywhere, including inside our network);
+- only public addresses are fetched from (`storage_client`): a private, loopback or
+  link-local one is refused, checked on the address actually connected to, so no DNS
+  answer can route a fetch inside our network (unless private hosts are allowed, as for
+  the simulator and tests on loopback);
 - only PNG, JPEG and WebP are accepted, and the bytes must really be what the label says;
 - the body is streamed and abandoned as soon as it passes the byte cap;
 - the pixel size is read from the header and checked before anything is decoded, so a
@@ -17,9 +21,12 @@ bytes it returns.
 from __future__ import annotations
 
 import io
+import ipaddress
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import httpcore
 import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -80,6 +87,64 @@ class ImageRejected(ImageError):
     """The image host answered, but what it sent is refused. Retrying will not help."""
 
     transient = False
+
+
+def storage_client(
+    allow_private: Callable[[], bool] = lambda: False, *, max_connections: int = 64
+) -> httpx.Client:
+    """A client for the provider's storage hosts: explicit timeouts, no redirects, no proxy
+    from the environment, and only public addresses unless `allow_private()` says so (asked
+    at each connection, so a setting changed at run time counts)."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=16)
+    transport = httpx.HTTPTransport(limits=limits)
+    # httpx builds its pool with the default network backend; the same pool with ours.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_PublicAddressesOnly(allow_private),
+    )
+    return httpx.Client(
+        transport=transport,
+        timeout=httpx.Timeout(30.0, connect=10.0),
+        follow_redirects=False,
+        trust_env=False,  # a proxy would be the address connected to, not the image host
+    )
+
+
+class _PublicAddressesOnly(httpcore.NetworkBackend):
+    """Connects as usual, then refuses (before a byte is sent) a peer that is not a public
+    address: the address the socket is connected to, whatever DNS said."""
+
+    def __init__(self, allow_private: Callable[[], bool]):
+        self._backend = httpcore.SyncBackend()
+        self._allow_private = allow_private
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        address = stream.get_extra_info("server_addr")[0]
+        if not self._allow_private() and not is_public_address(address):
+            stream.close()
+            raise ImageRejected(
+                f"the image host {host} is at a private address ({address}), which is refused"
+            )
+        return stream
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise ImageRejected("the image host is a local socket, which is refused")
+
+    def sleep(self, seconds):
+        self._backend.sleep(seconds)
+
+
+def is_public_address(address: str) -> bool:
+    """Whether `address` (an IP) is reachable on the public internet: not private,
+    loopback, link-local, shared, multicast or reserved."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone names an interface
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,15 @@
 """The one place Darkroom talks to the Pixazo gateway (GPT-Image 1.5).
 
-`submit(params)` queues a generation and returns its request id; `result(request_id)`
-polls it. Every failure becomes a `PixazoError` that says whether trying again can help
-(`transient`) and what the gateway answered (`kind`), so callers never see httpx or
-KeyError. The contract is docs/gpt-image-1.5-api.md (shared as gpt-image-1.5-api.md).
-
-Two clients read answers the same way. `AsyncPixazoClient` (through `GatewayCalls`, for
-callers in threads) makes one attempt per call, with a ceiling of calls in flight: the
-pipeline's poller uses it and schedules any retry itself (`retry_delay`), so no thread
-ever sleeps through a backoff. `PixazoClient` blocks and retries inline, bounded, for
-scripts and a shell. Either way a submit is only resent when it provably never reached the
-gateway (connection refused or timed out, 429, 5xx): after a read timeout or a dropped
-answer the generation may exist and be billed, so `SubmitOutcomeUnknown` is raised instead.
+`AsyncPixazoClient.submit(params)` queues a generation and returns its request id;
+`result(request_id)` polls it. Each call is one attempt, with a ceiling of calls in flight;
+`GatewayCalls` makes them from any thread on an asyncio loop of its own, so waiting on the
+gateway takes no thread, and the poller (gallery.tasks) schedules any retry itself
+(gallery.schedule): no thread ever sleeps through a backoff. Every failure becomes a
+`PixazoError` that says whether trying again can help (`transient`) and what the gateway
+answered (`kind`), so callers never see httpx or KeyError. A TransientError from a submit
+means the request provably never reached the gateway (connection refused or timed out, 429,
+5xx): after a read timeout or a dropped answer the generation may exist and be billed, so
+`SubmitOutcomeUnknown` is raised instead. The contract is gpt-image-1.5-api.md (shared).
 
 The subscription key is sent in a header and nowhere else: it is never logged, never in
 an exception, never in repr().
@@ -22,9 +20,7 @@ import email.utils
 import hashlib
 import logging
 import math
-import random as _random
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -110,7 +106,6 @@ class PixazoError(Exception):
         self.status_code = status_code
         self.provider_message = provider_message
         self.retry_after = retry_after
-        self.attempts = 1
         if kind is not None:
             self.kind = kind
 
@@ -158,37 +153,31 @@ class SubmitOutcomeUnknown(PixazoError):
 # The client
 
 
-def retry_delay(
-    failures: int,
-    retry_after: float | None,
-    *,
-    base: float,
-    cap: float,
-    random: Callable[[], float] = _random.random,
-) -> float:
-    """Seconds to wait before trying again after `failures` transient failures in a row.
+class AsyncPixazoClient:
+    """An asyncio client for one gateway base URL and subscription key: each call is one
+    attempt, and at most `max_in_flight` calls are on the wire at once (the rest wait their
+    turn, no timeout running meanwhile), so many generations can wait on the gateway
+    together without flooding it."""
 
-    A Retry-After from the gateway is honoured exactly. Otherwise capped exponential
-    backoff (base, 2 base, 4 base, ... up to cap) with "equal jitter": somewhere in the
-    upper half of that ceiling, so many callers that failed together spread out, yet none
-    comes back at once and hammers a gateway that is struggling.
-    """
-    if retry_after is not None:
-        return retry_after
-    ceiling = min(cap, base * 2 ** (max(1, failures) - 1))
-    return ceiling / 2 + random() * ceiling / 2
-
-
-class _Gateway:
-    """What both clients share: the base URL, the headers, and how an answer (or the lack
-    of one) is read. Only sending differs: PixazoClient blocks, AsyncPixazoClient awaits."""
-
-    def __init__(self, base_url: str, api_key: str):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        max_in_flight: int,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        write_timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("the gateway base URL must start with http:// or https://")
         if not api_key:
             raise ValueError("a subscription key is required")
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self.base_url = base_url.rstrip("/")
+        self.max_in_flight = max_in_flight
         self._api_key = api_key
         # Images are fetched by gallery.imaging from the provider's storage host, with a
         # client of their own: this key goes to the gateway's two endpoints and nowhere else.
@@ -197,15 +186,55 @@ class _Gateway:
             "Cache-Control": "no-cache",
             "Ocp-Apim-Subscription-Key": api_key,
         }
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._http = httpx.AsyncClient(
+            # The pool never makes a call wait (the semaphore does): no pool timeout.
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=write_timeout, pool=None
+            ),
+            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=64),
+            follow_redirects=False,
+            transport=transport,
+        )
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.base_url}>"
 
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def submit(self, params: dict) -> str:
+        """Queue a generation; return the gateway's request id (an opaque string).
+
+        Raises TransientError (it provably never arrived: safe to submit again later),
+        PermanentError (fix the request or the key) or SubmitOutcomeUnknown (it may have
+        been queued: never submit it again)."""
+        try:
+            response = await self._post(SUBMIT_PATH, params)
+        except httpx.HTTPError as exc:
+            raise self._submit_failed(exc) from None
+        return self._submit_answer(response)
+
+    async def result(self, request_id: str) -> Result:
+        """Poll a generation: its Result, or a PixazoError (an UnknownRequest for a 404)."""
+        _check_request_id(request_id)
+        try:
+            response = await self._post(RESULT_PATH, {"request_id": request_id})
+        except httpx.HTTPError as exc:
+            raise self._result_failed(exc) from None
+        return self._result_answer(response, request_id)
+
+    async def _post(self, path: str, payload: dict) -> httpx.Response:
+        async with self._slots:
+            return await self._http.post(
+                self.base_url + path, json=payload, headers=self._gateway_headers
+            )
+
     # Reading the answers
 
-    def _submit_failed(self, exc: httpx.HTTPError, attempt: int) -> PixazoError:
+    def _submit_failed(self, exc: httpx.HTTPError) -> PixazoError:
         """The error for a submit that got no answer."""
-        self._log_failure(SUBMIT_PATH, exc, attempt)
+        self._log_failure(SUBMIT_PATH, exc)
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
             # The request never left: sending it again cannot create a second generation.
             return TransientError(_describe(exc, "Could not reach the gateway"), kind=TIMEOUT)
@@ -219,8 +248,8 @@ class _Gateway:
             kind=TIMEOUT if isinstance(exc, httpx.TimeoutException) else UNREACHABLE,
         )
 
-    def _submit_answer(self, response: httpx.Response, attempt: int) -> str:
-        self._log_response(SUBMIT_PATH, response, attempt)
+    def _submit_answer(self, response: httpx.Response) -> str:
+        self._log_response(SUBMIT_PATH, response)
         if not response.is_success:
             raise self._error_for(response, SUBMIT_PATH)
         body = _json_object(response)
@@ -234,15 +263,15 @@ class _Gateway:
             )
         return request_id
 
-    def _result_failed(self, exc: httpx.HTTPError, attempt: int) -> PixazoError:
+    def _result_failed(self, exc: httpx.HTTPError) -> PixazoError:
         if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
             return PermanentError(_describe(exc, "Could not send the request"), kind=REFUSED)
-        self._log_failure(RESULT_PATH, exc, attempt)
+        self._log_failure(RESULT_PATH, exc)
         kind = TIMEOUT if isinstance(exc, httpx.TimeoutException) else UNREACHABLE
         return TransientError(_describe(exc, "The result poll failed"), kind=kind)
 
-    def _result_answer(self, response: httpx.Response, request_id: str, attempt: int) -> Result:
-        self._log_response(RESULT_PATH, response, attempt)
+    def _result_answer(self, response: httpx.Response, request_id: str) -> Result:
+        self._log_response(RESULT_PATH, response)
         if not response.is_success:
             raise self._error_for(response, RESULT_PATH)
         body = _json_object(response)
@@ -297,190 +326,11 @@ class _Gateway:
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[redacted]")
 
-    def _log_response(self, path: str, response: httpx.Response, attempt: int) -> None:
-        logger.debug("POST %s -> %s (attempt %d)", path, response.status_code, attempt)
+    def _log_response(self, path: str, response: httpx.Response) -> None:
+        logger.debug("POST %s -> %s", path, response.status_code)
 
-    def _log_failure(self, path: str, exc: Exception, attempt: int) -> None:
-        logger.info("POST %s failed: %s (attempt %d)", path, type(exc).__name__, attempt)
-
-    @staticmethod
-    def _timeout(connect, read, write, pool) -> httpx.Timeout:
-        return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
-
-
-class PixazoClient(_Gateway):
-    """A blocking, thread-safe client for one gateway base URL and subscription key, with
-    bounded retries of its own (scripts, a shell). The pipeline uses GatewayCalls instead:
-    there a retry is the poller's schedule, never a sleep in a thread."""
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        write_timeout: float = 10.0,
-        pool_timeout: float = 10.0,
-        max_attempts: int = 5,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 20.0,
-        retry_after_ceiling: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = _random.random,
-        transport: httpx.BaseTransport | None = None,
-    ):
-        super().__init__(base_url, api_key)
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.retry_after_ceiling = retry_after_ceiling
-        self._sleep = sleep
-        self._random = random
-        self._http = httpx.Client(
-            timeout=self._timeout(connect_timeout, read_timeout, write_timeout, pool_timeout),
-            follow_redirects=False,
-            transport=transport,
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    # The two calls
-
-    def submit(self, params: dict) -> str:
-        """Queue a generation; return the gateway's request id (an opaque string).
-
-        Raises TransientError (safe to submit again later), PermanentError (fix the
-        request or the key) or SubmitOutcomeUnknown (do not submit again).
-        """
-        return self._with_retries(SUBMIT_PATH, lambda attempt: self._submit_once(params, attempt))
-
-    def result(self, request_id: str) -> Result:
-        """Poll a generation. Read-only, so every transient failure is retried."""
-        _check_request_id(request_id)
-        return self._with_retries(
-            RESULT_PATH, lambda attempt: self._result_once(request_id, attempt)
-        )
-
-    # One attempt each
-
-    def _submit_once(self, params: dict, attempt: int) -> str:
-        try:
-            response = self._post(SUBMIT_PATH, params)
-        except httpx.HTTPError as exc:
-            raise self._submit_failed(exc, attempt) from None
-        return self._submit_answer(response, attempt)
-
-    def _result_once(self, request_id: str, attempt: int) -> Result:
-        try:
-            response = self._post(RESULT_PATH, {"request_id": request_id})
-        except httpx.HTTPError as exc:
-            raise self._result_failed(exc, attempt) from None
-        return self._result_answer(response, request_id, attempt)
-
-    # Plumbing
-
-    def _post(self, path: str, payload: dict) -> httpx.Response:
-        return self._http.post(self.base_url + path, json=payload, headers=self._gateway_headers)
-
-    def _with_retries(self, path: str, call):
-        attempt = 1
-        while True:
-            try:
-                return call(attempt)
-            except TransientError as exc:
-                exc.attempts = attempt
-                if attempt >= self.max_attempts:
-                    raise
-                delay = self._delay(attempt, exc.retry_after)
-                if delay is None:
-                    raise  # the gateway asked for a longer pause than we wait inline
-                logger.info(
-                    "%s: transient failure (status %s) on attempt %d of %d, retrying in %.2fs",
-                    path,
-                    exc.status_code,
-                    attempt,
-                    self.max_attempts,
-                    delay,
-                )
-                self._sleep(delay)
-                attempt += 1
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float | None:
-        if retry_after is not None:
-            return retry_after if retry_after <= self.retry_after_ceiling else None
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-        return self._random() * ceiling
-
-
-class AsyncPixazoClient(_Gateway):
-    """An asyncio client: each call is one attempt, and at most `max_in_flight` calls are
-    on the wire at once (the rest wait their turn, no timeout running meanwhile), so many
-    generations can wait on the gateway together without flooding it."""
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        max_in_flight: int,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        write_timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ):
-        super().__init__(base_url, api_key)
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._http = httpx.AsyncClient(
-            # The pool never makes a call wait (the semaphore does): no pool timeout.
-            timeout=self._timeout(connect_timeout, read_timeout, write_timeout, None),
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=64),
-            follow_redirects=False,
-            transport=transport,
-        )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def submit(self, params: dict) -> str:
-        """One submit attempt; the errors mean what PixazoClient.submit's do."""
-        try:
-            response = await self._post(SUBMIT_PATH, params)
-        except httpx.HTTPError as exc:
-            raise self._submit_failed(exc, 1) from None
-        return self._submit_answer(response, 1)
-
-    async def result(self, request_id: str) -> Result:
-        """One poll attempt."""
-        _check_request_id(request_id)
-        try:
-            response = await self._post(RESULT_PATH, {"request_id": request_id})
-        except httpx.HTTPError as exc:
-            raise self._result_failed(exc, 1) from None
-        return self._result_answer(response, request_id, 1)
-
-    async def _post(self, path: str, payload: dict) -> httpx.Response:
-        async with self._slots:
-            self.in_flight += 1
-            try:
-                return await self._http.post(
-                    self.base_url + path, json=payload, headers=self._gateway_headers
-                )
-            finally:
-                self.in_flight -= 1
+    def _log_failure(self, path: str, exc: Exception) -> None:
+        logger.info("POST %s failed: %s", path, type(exc).__name__)
 
 
 class GatewayCalls:
@@ -505,15 +355,6 @@ class GatewayCalls:
 
     def result(self, request_id: str) -> Future:
         return asyncio.run_coroutine_threadsafe(self.client.result(request_id), self._loop)
-
-    @property
-    def in_flight(self) -> int:
-        return self.client.in_flight
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.client.aclose(), self._loop).result(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
 
 
 def _check_request_id(request_id: object) -> None:
@@ -627,26 +468,12 @@ def _optional_number(data: dict, name: str) -> float | None:
 # The configured clients
 
 
-_clients: dict[tuple[str, str], PixazoClient] = {}
 _gateway_calls: dict[tuple[str, str, int], GatewayCalls] = {}
 _clients_lock = threading.Lock()
 
 
 def _key(base_url: str, api_key: str) -> tuple[str, str]:
     return base_url, hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def default_client() -> PixazoClient:
-    """The blocking client for settings.PIXAZO_BASE_URL and PIXAZO_API_KEY, one per
-    process (a shell, a script: the pipeline uses gateway_calls())."""
-    base_url, api_key = settings.PIXAZO_BASE_URL, settings.PIXAZO_API_KEY
-    with _clients_lock:
-        client = _clients.get(_key(base_url, api_key))
-        if client is None:
-            client = _clients[_key(base_url, api_key)] = PixazoClient(
-                base_url, api_key, max_attempts=4, retry_after_ceiling=10
-            )
-        return client
 
 
 def gateway_calls() -> GatewayCalls:
@@ -672,11 +499,3 @@ def gateway_calls() -> GatewayCalls:
 def max_in_flight_per_poller() -> int:
     # The ceiling is the installation's: each shard has one poller, so each gets its share.
     return max(1, settings.GATEWAY_MAX_IN_FLIGHT // settings.POLLER_SHARDS)
-
-
-def submit(params: dict) -> str:
-    return default_client().submit(params)
-
-
-def result(request_id: str) -> Result:
-    return default_client().result(request_id)

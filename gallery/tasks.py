@@ -11,11 +11,12 @@ made as I/O (`pixazo.GatewayCalls`: an asyncio loop, up to the poller's share of
 GATEWAY_MAX_IN_FLIGHT calls in flight, no thread per call); a download (DOWNLOADING), which
 checks images and makes thumbnails, runs in a small CPU-sized thread pool. Each answer is
 recorded as soon as it arrives, and whatever comes next is a time in the generation's
-`next_action_at`: the next poll, timed to the expected finish, or the retry after a passing
-fault (the gateway's Retry-After, else a capped backoff). So no thread ever sleeps through
-a generation's wait, and a retry costs nobody else's turn. Shards let the CPU work use as
-many processes as there are pollers. Every few seconds a poller hands over to a fresh task,
-and it ends when nothing of its shard is left in flight.
+`next_action_at`, which `gallery.schedule` decides (the next poll, timed to the expected
+finish; the retry after a passing fault). So no thread ever sleeps through a generation's
+wait, and a retry costs nobody else's turn: this module is the loop, the leases and the
+I/O. Shards let the CPU work use as many processes as there are pollers. Every few
+seconds a poller hands over to a fresh task, and it ends when nothing of its shard is left
+in flight.
 
 Every step is safe to run twice: steps begin with a conditional status change that only
 one caller wins, and downloads write names of their own.
@@ -29,18 +30,17 @@ import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from functools import partial
 
-import httpx
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from gallery import imaging, pixazo, throttles
+from gallery import imaging, pixazo, schedule, throttles
 from gallery.metrics import Tally
 from gallery.models import Generation, Lease
+from gallery.schedule import Action
 
 log = logging.getLogger("gallery.tasks")
 
@@ -50,23 +50,14 @@ POLLER_KICK = "poller-kick-{shard}"
 KICK_SECONDS = 5
 WORKER_HEARTBEAT = "worker"
 LEASE_SECONDS = 10
-TICK_SECONDS = 0.1
-# A step the poller timed itself (a retry after Retry-After, a poll at the expected finish)
-# is started when due rather than at the next tick, but looks come no closer together
-# than this: a batch's steps, due a few milliseconds apart, share one look.
-MIN_LOOK_SECONDS = 0.02
-# A planned look comes this much after the time planned, so that the row is due by then.
-LOOK_SLACK_SECONDS = 0.003
-# Backoff after a passing fault: it starts small for polls (harmless to repeat: a lone 5xx
-# among answered calls costs a tenth of a second), a little larger for submits; both grow
-# with the failures in a row and are capped at MAX_POLL_INTERVAL_SECONDS.
-POLL_RETRY_BASE_SECONDS = 0.1
-SUBMIT_RETRY_BASE_SECONDS = 0.5
 # How long what recent generations took is trusted before it is looked up again.
 TYPICAL_SECONDS_TTL = 30
 # Set by `manage.py run_worker` for the cluster it runs: the file appears when it is told
 # to stop, and pollers then hand over at once instead of running out their time.
 STOP_FILE_VARIABLE = "DARKROOM_STOP_FILE"
+# What a card says when an image could not be fetched; the error itself goes to the log
+# and, after it, to the failure reason operators read in admin.
+IMAGE_NOT_FETCHED = "The provider's image could not be fetched"
 S = Generation.Status
 
 
@@ -114,19 +105,6 @@ def run_poller(wait_for_lease=False, shard=0):
         return "another poller holds the lease"
     Lease.release(POLLER_KICK.format(shard=shard))
     return Poller(shard, lease, holder).run()
-
-
-def next_look(last_look, planned):
-    """When a poller that last looked for due work at `last_look` (monotonic seconds) looks
-    again: at the plain tick, which finds what others asked for (a new generation, a retry
-    by hand), or sooner for a step it timed itself (`planned`, a heap of due times; those
-    the last look saw are dropped), but never sooner than MIN_LOOK_SECONDS after it."""
-    while planned and planned[0] <= last_look:
-        heapq.heappop(planned)
-    tick = last_look + TICK_SECONDS
-    if not planned:
-        return tick
-    return min(tick, max(planned[0], last_look + MIN_LOOK_SECONDS))
 
 
 def cluster_stopping():
@@ -187,10 +165,10 @@ class Poller:
         self.downloads = {}  # pk -> Future in the pool
         self.answered = queue.SimpleQueue()  # (generation, Future) of calls that ended
         self.tally = Tally()
+        # What gallery.schedule reads besides the generation and the answer.
+        self.policy = schedule.Policy.from_settings()
         self.typical = {}  # (quality, image_size) -> (looked up at, seconds or None)
-        # Transient failures of this poller's gateway calls in a row, whichever generation
-        # they were for: what tells an outage from one unlucky call (see _retry_in).
-        self.failures_in_a_row = 0
+        self.failures_in_a_row = 0  # the gateway's passing faults in a row, any generation
         self.planned = []  # a heap of monotonic times at which a step it timed falls due
 
     def run(self):
@@ -208,7 +186,7 @@ class Poller:
         # Hand over to a fresh task every few seconds: a cluster told to stop waits for the
         # running task, so a poller that ran on would hold up every graceful shutdown.
         budget = settings.POLLER_HANDOVER_SECONDS
-        started = last_renewal = time.monotonic()
+        started = last_renewal = busy_at = time.monotonic()
         last_look = last_sweep = 0.0
         while True:
             # Wait for the next answer, or the next look: an answer is recorded at once.
@@ -230,7 +208,9 @@ class Poller:
                 _hand_over(self.shard)
                 return "the cluster is stopping" if stopping else "time budget used, handed over"
             self._start_due()
-            if not self.calls and not self.downloads and not self._work_left():
+            if self.calls or self.downloads or self._work_left():
+                busy_at = now
+            elif schedule.poller_may_end(now - busy_at):
                 # Release first, then look once more: a submit that finished in between
                 # either sees the lease free and starts a poller, or is seen here.
                 Lease.release(self.lease, self.holder)
@@ -245,11 +225,11 @@ class Poller:
                 last_renewal = now
 
     def _next_look(self, last_look):
-        return next_look(last_look, self.planned)
+        return schedule.next_look(last_look, self.planned)
 
     def _plan(self, delay_seconds):
         """A step of this poller's timing falls due in `delay_seconds`: look then."""
-        heapq.heappush(self.planned, time.monotonic() + delay_seconds + LOOK_SLACK_SECONDS)
+        heapq.heappush(self.planned, schedule.look_at(time.monotonic(), delay_seconds))
         return delay_seconds
 
     def _work_left(self):
@@ -329,158 +309,84 @@ class Poller:
                 return
 
     def _submitted(self, generation, future, arrived):
-        error = future.exception()
-        self._count(error)
-        self.tally.answer("submit", _kind(error))
-        match error:
-            case None:
-                generation.mark_submitted(
-                    future.result(), first_poll_in=self._plan(self._first_poll_in(generation))
-                )
-            # Refused before it was accepted: nothing was billed, so its spend is given back.
-            case pixazo.AuthenticationError():
-                generation.fail(_key_refused(error), refund=True)
-            case pixazo.PermanentError():
-                generation.fail(
-                    f"The gateway refused the request: {_provider_words(error)}", refund=True
-                )
-            case pixazo.TransientError():
-                # Provably never reached the provider (the client only says so then).
+        answer = self._answer("submit", future)
+        step = schedule.after_submit(
+            generation,
+            answer,
+            self._history(generation),
+            answered_ago=time.monotonic() - arrived,  # a Retry-After counts from the answer
+            policy=self.policy,
+        )
+        match step.action:
+            case Action.POLL:
+                generation.mark_submitted(answer, first_poll_in=self._plan(step.seconds))
+            case Action.SUBMIT:
                 self.tally.retry("submit")
                 generation.defer_submit(
-                    f"The gateway is busy ({error}); trying again shortly.",
-                    self._retry_in(generation, error, SUBMIT_RETRY_BASE_SECONDS, arrived),
+                    f"The gateway is busy ({answer}); trying again shortly.",
+                    self._plan(step.seconds),
                 )
             case _:
-                # SubmitOutcomeUnknown, or a bug of ours while reading the answer: either
-                # way the request may have been queued, and must not be sent again.
-                if not isinstance(error, pixazo.SubmitOutcomeUnknown):
-                    log.error("generation %s: submit failed", generation.pk, exc_info=error)
-                generation.fail(
-                    "The gateway did not confirm the request in time. It may still be made; "
-                    "Darkroom did not send it again so you are not charged twice. Retry if "
-                    "no image arrives."
-                )
+                # Refused before it was accepted: nothing was billed, so its spend goes back.
+                refused = isinstance(answer, pixazo.AuthenticationError | pixazo.PermanentError)
+                generation.fail(_submit_failure(answer), refund=refused)
 
     def _polled(self, generation, future, arrived):
-        error = future.exception()
-        self._count(error)
-        self.tally.answer("result", _kind(error))
-        match error:
-            case None:
-                self._record_result(generation, future.result())
-            case pixazo.UnknownRequest() if generation.may_not_be_known_yet():
-                self._poll_again(
-                    generation,
-                    error,
-                    arrived,
-                    "The gateway does not list this request yet; checking again shortly.",
+        answer = self._answer("result", future)
+        step = schedule.after_poll(
+            generation,
+            answer,
+            self._history(generation),
+            now=timezone.now(),
+            answered_ago=time.monotonic() - arrived,
+            policy=self.policy,
+        )
+        match step.action:
+            case Action.POLL if isinstance(answer, pixazo.Result):
+                generation.record_progress(
+                    answer.status,
+                    queue_position=answer.queue_position,
+                    estimated_wait_minutes=answer.estimated_wait_minutes,
+                    next_in=self._plan(step.seconds),
                 )
-            case pixazo.UnknownRequest():
-                generation.fail(
-                    f"The gateway no longer knows request {generation.request_id}; it may "
-                    "have expired. Retry to make the image again."
-                )
-            case pixazo.AuthenticationError():
-                generation.fail(_key_refused(error))
-            case pixazo.PermanentError():
-                generation.fail(f"The gateway refused the status check: {_provider_words(error)}")
+            case Action.POLL:
+                self.tally.retry("result")
+                generation.record_poll_failure(_busy_note(answer), self._plan(step.seconds))
+            case Action.DOWNLOAD:
+                images = _accepted_images(generation, answer)
+                if generation.start_download(images, answer.metadata, answer.processing_time_ms):
+                    self._download(generation)
             case _:
-                # Polls are harmless to repeat; the deadline bounds how long we keep trying.
-                if not isinstance(error, pixazo.TransientError):
-                    log.error("generation %s: poll failed", generation.pk, exc_info=error)
-                self._poll_again(
-                    generation,
-                    error,
-                    arrived,
-                    f"The gateway is busy ({error}); checking again shortly.",
-                )
+                # The provider charges for the images it delivers: its FAILED gives them back.
+                provider_failed = isinstance(answer, pixazo.Result)
+                generation.fail(_poll_failure(generation, answer), refund=provider_failed)
 
-    def _poll_again(self, generation, error, arrived, note):
-        """A poll met a passing fault: say so on the card, and poll again after the backoff."""
-        self.tally.retry("result")
-        generation.record_poll_failure(
-            note, self._retry_in(generation, error, POLL_RETRY_BASE_SECONDS, arrived)
+    def _answer(self, call, future):
+        """The call's answer, or the exception it raised; counted for /metrics and for the
+        gateway's failures in a row."""
+        error = future.exception()
+        if error is not None and not isinstance(error, pixazo.PixazoError):
+            log.error("a %s call failed", call, exc_info=error)  # a bug of ours
+        self.tally.answer(call, _kind(error))
+        answer = future.result() if error is None else error
+        self.failures_in_a_row = schedule.failures_in_a_row(self.failures_in_a_row, answer)
+        return answer
+
+    def _history(self, generation):
+        return schedule.History(
+            failures_in_a_row=self.failures_in_a_row,
+            typical_seconds=self._typical_seconds(generation),
         )
-
-    def _record_result(self, generation, result):
-        now = timezone.now()
-        if result.status in (S.IN_QUEUE, S.IN_PROGRESS):
-            if result.estimated_wait_minutes is not None:
-                expected = now + timedelta(minutes=result.estimated_wait_minutes)
-            else:
-                expected = self._typical_finish(generation)
-            generation.record_progress(
-                result.status,
-                queue_position=result.queue_position,
-                estimated_wait_minutes=result.estimated_wait_minutes,
-                next_in=self._plan(generation.next_poll_delay(now, expected)),
-            )
-        elif result.status == S.FAILED:
-            # The provider charges for the images it delivers: a failure gives it back.
-            generation.fail(
-                f"The provider could not make this image: {result.error or 'no reason given'}",
-                refund=True,
-            )
-        elif result.status == S.COMPLETED:
-            # The client guarantees at least one image: a COMPLETED without any is malformed.
-            images = [
-                {
-                    "url": image.url,
-                    "width": image.width,
-                    "height": image.height,
-                    "content_type": image.content_type,
-                    "size_bytes": image.size_bytes,
-                }
-                for image in result.images
-            ]
-            # Download at once: the provider keeps results for as little as a few minutes.
-            if generation.start_download(images, result.metadata, result.processing_time_ms):
-                self._download(generation)
-
-    # Timing
-
-    def _count(self, error):
-        transient = isinstance(error, pixazo.TransientError | pixazo.UnknownRequest)
-        self.failures_in_a_row = self.failures_in_a_row + 1 if transient else 0
-
-    def _retry_in(self, generation, error, base, arrived):
-        """Seconds until a step that met a passing fault is tried again (a look is planned
-        for then)."""
-        # The backoff grows with the failures in a row of this generation *and* of the
-        # gateway: in an outage both climb and every retry backs off to the longest wait;
-        # while other calls are answered, one that failed is retried soon (the poll budget
-        # still bounds a request that keeps failing on its own).
-        delay = pixazo.retry_delay(
-            min(generation.transient_failures + 1, self.failures_in_a_row),
-            error.retry_after if isinstance(error, pixazo.PixazoError) else None,
-            base=base,
-            cap=settings.MAX_POLL_INTERVAL_SECONDS,
-        )
-        # Counted from the answer: recording it may have waited behind others.
-        return self._plan(max(0.0, delay - (time.monotonic() - arrived)))
 
     def _typical_seconds(self, generation):
+        """How long the provider took for the latest generations like this one, looked up
+        at most every TYPICAL_SECONDS_TTL."""
         key = (generation.quality, generation.image_size)
         looked_up, seconds = self.typical.get(key, (None, None))
         if looked_up is None or time.monotonic() - looked_up > TYPICAL_SECONDS_TTL:
             seconds = Generation.objects.typical_provider_seconds(*key)
             self.typical[key] = (time.monotonic(), seconds)
         return seconds
-
-    def _typical_finish(self, generation):
-        seconds = self._typical_seconds(generation)
-        return None if seconds is None else generation.submitted_at + timedelta(seconds=seconds)
-
-    def _first_poll_in(self, generation):
-        # Halfway to when generations like it were done, or soon when there is no telling.
-        seconds = self._typical_seconds(generation)
-        first = settings.FIRST_POLL_SECONDS
-        return (
-            first
-            if seconds is None
-            else min(max(first, seconds / 2), settings.MAX_POLL_INTERVAL_SECONDS)
-        )
 
     def _finish_calls(self):
         for generation, future in self.calls.values():
@@ -516,10 +422,14 @@ def download(generation, tally, reclaim=False):
         with ThreadPoolExecutor(len(generation.provider_images)) as pool:
             fetched = list(pool.map(_fetch, [image["url"] for image in generation.provider_images]))
     except imaging.ImageError as exc:
-        if exc.transient:
-            generation.postpone_download(5, f"Downloading the images failed ({exc}); retrying.")
+        # The card says it plainly; the log and admin (error_detail) have the error itself.
+        log.warning("generation %s: an image download failed: %s", generation.pk, exc)
+        generation.record_error_detail(f"Downloading the images failed: {exc}")
+        step = schedule.after_download_fault(generation, exc.transient)
+        if step.action == Action.DOWNLOAD:
+            generation.postpone_download(step.seconds, f"{IMAGE_NOT_FETCHED} yet; trying again.")
         else:
-            generation.fail(f"An image from the provider was refused: {exc}. Nothing was stored.")
+            generation.fail(f"{IMAGE_NOT_FETCHED}, so nothing was stored.")
         return
     if generation.store_images(fetched):
         tally.stored((generation.completed_at - generation.requested_at).total_seconds())
@@ -541,14 +451,11 @@ _client = None
 
 
 def _storage_client():
-    # The provider's storage host: no API key goes there, and redirects are refused.
+    # The provider's storage host: no API key goes there, redirects are refused, and so are
+    # private addresses unless DOWNLOAD_ALLOW_PRIVATE_HOSTS (the simulator, tests).
     global _client
     if _client is None:
-        _client = httpx.Client(
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        )
+        _client = imaging.storage_client(lambda: settings.DOWNLOAD_ALLOW_PRIVATE_HOSTS)
     return _client
 
 
@@ -567,3 +474,61 @@ def _key_refused(exc):
 
 def _provider_words(exc):
     return exc.provider_message or str(exc)
+
+
+def _accepted_images(generation, result):
+    """The COMPLETED answer's images, as kept for the download: at most as many as were
+    asked for (a gateway that lists more gets no say in what we fetch and store)."""
+    if len(result.images) > generation.num_images:
+        log.warning(
+            "generation %s: the gateway listed %d images for %d asked; keeping the first",
+            generation.pk,
+            len(result.images),
+            generation.num_images,
+        )
+    return [
+        {
+            "url": image.url,
+            "width": image.width,
+            "height": image.height,
+            "content_type": image.content_type,
+            "size_bytes": image.size_bytes,
+        }
+        for image in result.images[: generation.num_images]
+    ]
+
+
+def _submit_failure(answer):
+    """Why a submit failed, for the card."""
+    match answer:
+        case pixazo.AuthenticationError():
+            return _key_refused(answer)
+        case pixazo.PermanentError():
+            return f"The gateway refused the request: {_provider_words(answer)}"
+    # SubmitOutcomeUnknown, or a bug of ours while reading the answer: either way the
+    # request may have been queued, and must not be sent again.
+    return (
+        "The gateway did not confirm the request in time. It may still be made; Darkroom "
+        "did not send it again so you are not charged twice. Retry if no image arrives."
+    )
+
+
+def _poll_failure(generation, answer):
+    """Why a poll ended the generation, for the card."""
+    match answer:
+        case pixazo.Result():
+            return f"The provider could not make this image: {answer.error or 'no reason given'}"
+        case pixazo.UnknownRequest():
+            return (
+                f"The gateway no longer knows request {generation.request_id}; it may have "
+                "expired. Retry to make the image again."
+            )
+        case pixazo.AuthenticationError():
+            return _key_refused(answer)
+    return f"The gateway refused the status check: {_provider_words(answer)}"
+
+
+def _busy_note(answer):
+    if isinstance(answer, pixazo.UnknownRequest):
+        return "The gateway does not list this request yet; checking again shortly."
+    return f"The gateway is busy ({answer}); checking again shortly."

@@ -122,6 +122,20 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def live_updates_answer_at_once(settings):
+    # A held update request waits on its own database connection, which can't see a test's
+    # uncommitted rows: tests of the holding itself (transactional) set a hold of their own.
+    settings.LIVE_HOLD_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
+def loopback_image_hosts(settings):
+    # The tests' image hosts (the simulator, stand-ins) are on loopback, which production
+    # refuses; tests of that refusal set it back.
+    settings.DOWNLOAD_ALLOW_PRIVATE_HOSTS = True
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT

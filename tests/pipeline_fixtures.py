@@ -54,6 +54,7 @@ class Pipeline:
         self.extra_env = env or {}
         self.worker_command = worker_command or ["manage.py", "qcluster"]
         self.processes = []
+        self.stop_file = self.log_dir / "cluster.stopping"
 
     def env(self):
         env = {
@@ -64,6 +65,9 @@ class Pipeline:
             "PIXAZO_BASE_URL": self.simulator.base_url,
             "Q_WORKERS": str(self.workers_per_cluster),
             "LOG_LEVEL": "WARNING",
+            "DOWNLOAD_ALLOW_PRIVATE_HOSTS": "1",  # the simulator's images are on loopback
+            # As run_worker tells its cluster's pollers to stop (see stop()).
+            tasks.STOP_FILE_VARIABLE: str(self.stop_file),
             **self.extra_env,
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -95,6 +99,7 @@ class Pipeline:
         Generation.objects.unfinished().update(
             status=Generation.Status.CANCELLED, next_action_at=None
         )
+        self.stop_file.touch()  # pollers (an idle one lingers a while) end at their next look
         for process in self.processes:
             if process.poll() is None:
                 # The cluster's own process stops its workers; signalling the whole group

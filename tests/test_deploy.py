@@ -220,13 +220,25 @@ def test_production_logs_show_urls_without_their_tokens(production_server):
 
 def test_the_development_server_logs_urls_without_their_tokens(tmp_path):
     # `make run`'s web process (the Procfile's), on a database of its own.
-    env = {**os.environ, "DARKROOM_DATA_DIR": str(tmp_path), "DEBUG": "1", "LOG_LEVEL": "INFO"}
+    port, log = free_port(), tmp_path / "web.log"
+    env = {
+        **os.environ,
+        "DARKROOM_DATA_DIR": str(tmp_path),
+        "DEBUG": "1",
+        "LOG_LEVEL": "INFO",
+        "DARKROOM_PORT": str(port),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     env.pop("DATABASE_URL", None)
     assert manage(env, "migrate", "--noinput").returncode == 0
-    port, log = free_port(), tmp_path / "runserver.log"
+    (web,) = [
+        line.split(":", 1)[1]
+        for line in (ROOT / "Procfile").read_text().splitlines()
+        if line.startswith("web:")
+    ]
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            ["/bin/sh", "-c", f"exec {web}"],
             **{"cwd": ROOT, "env": env, "stdout": out, "stderr": subprocess.STDOUT},
         )
     try:

@@ -72,16 +72,19 @@ def make_dry_run(*args, **env):
     )
 
 
-def honcho_line(output):
-    return next(line for line in output.splitlines() if "honcho start" in line)
+def start_line(output):
+    return next(line for line in output.splitlines() if "run_procfile" in line)
 
 
 @pytest.mark.skipif(Path(ROOT, ".env").exists(), reason="a local .env decides the key")
-def test_make_run_starts_the_simulator_only_without_a_key():
-    without_key = honcho_line(make_dry_run("run").stdout)
-    with_key = honcho_line(make_dry_run("run", PIXAZO_API_KEY="k").stdout)
-    assert without_key.split("honcho start")[1].split() == ["web", "worker", "simulator"]
-    assert with_key.split("honcho start")[1].split() == ["web", "worker"]
+def test_make_run_starts_the_simulator_only_without_a_key_and_then_allows_its_images():
+    without_key = start_line(make_dry_run("run").stdout)
+    with_key = start_line(make_dry_run("run", PIXAZO_API_KEY="k").stdout)
+    assert without_key.split("run_procfile")[1].split() == ["web", "worker", "simulator"]
+    assert with_key.split("run_procfile")[1].split() == ["web", "worker"]
+    # The simulator's images are on loopback, which downloads refuse unless told.
+    assert "DOWNLOAD_ALLOW_PRIVATE_HOSTS=1" in without_key
+    assert "DOWNLOAD_ALLOW_PRIVATE_HOSTS" not in with_key
 
 
 def test_make_refuses_an_old_python_with_one_line(tmp_path):

@@ -26,7 +26,9 @@ from gallery.imaging import (
     ImageFetchError,
     ImageRejected,
     fetch_image,
+    is_public_address,
     make_thumbnail,
+    storage_client,
     thumbnail_size,
 )
 from tests.http_hosts import QuietServer
@@ -385,6 +387,48 @@ def test_it_refuses_a_gzipped_body(image_host, fetch):
 def test_it_refuses_a_non_http_url(fetch):
     with pytest.raises(ImageRejected, match="http or https"):
         fetch("file:///etc/passwd")
+
+
+# --- whose addresses are fetched from -------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_private_address_is_refused_before_any_request_is_sent(image_host, host):
+    url = image_host.serve("/private.png", encode((8, 8)), "image/png").replace("127.0.0.1", host)
+    before = len(image_host.requested)
+    with storage_client() as client, pytest.raises(ImageRejected, match="private address"):
+        fetch_image(client, url)
+    # Refused on the address connected to, whatever the name: no request line was sent.
+    assert len(image_host.requested) == before
+
+
+def test_private_addresses_may_be_allowed_for_a_simulator_on_loopback(image_host):
+    url = image_host.serve("/allowed.png", encode((8, 8)), "image/png")
+    with storage_client(lambda: True) as client:
+        assert fetch_image(client, url).format == "png"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.9", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # a cloud's metadata service
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("224.0.0.1", False),
+    ],
+)
+def test_only_public_addresses_count_as_public(address, public):
+    assert is_public_address(address) is public
 
 
 # --- transport failures --------------------------------------------------------------

@@ -321,10 +321,45 @@ def test_hostile_downloads_fail_the_generation_and_store_nothing(
     hostile.stop()
 
     assert generation.status == S.FAILED
-    assert reason in generation.error
-    assert "Nothing was stored" in generation.error
+    # The card says it plainly; operators read what went wrong in admin.
+    assert generation.error == "The provider's image could not be fetched, so nothing was stored."
+    assert reason in generation.error_detail
     assert not Image.objects.exists()
     assert stored_files(media_root) == []
+
+
+def test_an_image_on_a_private_address_is_refused_with_a_plain_reason_and_never_requested(
+    make_pipeline, alice, client
+):
+    # Production's setting: the simulator's own storage is on loopback, as an internal
+    # service would be; so is this image host.
+    pipeline = make_pipeline(env={"DOWNLOAD_ALLOW_PRIVATE_HOSTS": "0"})
+    internal = HostileStorage("pass-through", pipeline.simulator)
+    pipeline.simulator.reconfigure(image_base_url=internal.url)
+    generation = pipeline.create(alice, prompt="the office wiki, please")
+    pipeline.wait_until_finished([generation])
+    internal.stop()
+
+    assert generation.status == S.FAILED
+    assert internal.requests == 0
+    assert "private address (127.0.0.1)" in generation.error_detail
+    client.force_login(alice)
+    card = client.get("/").content.decode()
+    assert "The provider&#x27;s image could not be fetched, so nothing was stored." in card
+    assert "127.0.0.1" not in card and "private address" not in card
+
+
+def test_no_more_images_are_kept_than_were_asked_for(alice):
+    from gallery.pixazo import Result, ResultImage, Status
+    from gallery.tasks import _accepted_images
+
+    listed = tuple(
+        ResultImage(f"https://storage.example/{n}.png", 1024, 1024, "image/png", 10)
+        for n in range(4)
+    )
+    answer = Result(status=Status.COMPLETED, request_id="r", images=listed)
+    kept = _accepted_images(Generation(num_images=2), answer)
+    assert [image["url"] for image in kept] == [listed[0].url, listed[1].url]
 
 
 def test_the_providers_failure_reason_is_kept(pipeline, alice):

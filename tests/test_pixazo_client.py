@@ -1,5 +1,8 @@
-"""The gateway client, over real HTTP to the simulator: answers, retries, and secrecy."""
+"""The gateway client production uses (`AsyncPixazoClient`, made from threads through
+`GatewayCalls`), over real HTTP to the simulator and its fault modes: answers, errors that
+say whether a retry helps, the ceiling of calls in flight, and secrecy."""
 
+import asyncio
 import logging
 import socket
 import threading
@@ -13,10 +16,11 @@ import pytest
 
 from gallery import pixazo
 from gallery.pixazo import (
+    AsyncPixazoClient,
     AuthenticationError,
+    GatewayCalls,
     MalformedResponse,
     PermanentError,
-    PixazoClient,
     PixazoError,
     Result,
     Status,
@@ -43,37 +47,46 @@ def logs_never_show_a_key(caplog):
         assert key not in text
 
 
-class Sleeps:
-    """An injectable sleep that records and does not wait."""
-
-    def __init__(self):
-        self.delays = []
-
-    def __call__(self, seconds):
-        self.delays.append(seconds)
+@pytest.fixture
+def calls(simulator):
+    """GatewayCalls on the simulator, as the poller makes them (from its threads)."""
+    return gateway_calls_for(simulator)
 
 
-def client_for(simulator, key=KEY, **options):
-    return PixazoClient(simulator.base_url, key, **options)
+def gateway_calls_for(simulator, key=KEY, **options):
+    options.setdefault("max_in_flight", 8)
+    return GatewayCalls(lambda: AsyncPixazoClient(simulator.base_url, key, **options))
 
 
-def raised(exc_type, call, *args):
-    """Run call, expect exc_type, check no key leaks through str() or repr(), return it."""
-    with pytest.raises(exc_type) as info:
-        call(*args)
-    error = info.value
-    for key in (KEY, WRONG_KEY):
-        assert key not in str(error)
-        assert key not in repr(error)
-        assert key not in repr(vars(error))
-    return error
+def once(base_url, call, *args, key=KEY, **options):
+    """One call on a fresh client in a loop of its own: its answer, or the error raised,
+    checked for the key in str() and repr()."""
+
+    async def run():
+        client = AsyncPixazoClient(base_url, key, max_in_flight=4, **options)
+        try:
+            return await getattr(client, call)(*args)
+        finally:
+            await client.aclose()
+
+    try:
+        # A loop of its own, in a thread of its own: a browser test may have left one
+        # running in this thread.
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, run()).result()
+    except PixazoError as error:
+        for secret in (KEY, WRONG_KEY):
+            assert secret not in str(error)
+            assert secret not in repr(error)
+            assert secret not in repr(vars(error))
+        return error
 
 
-def wait_for_result(client, request_id, timeout=10):
+def wait_for_result(calls, request_id, timeout=10):
     seen = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        answer = client.result(request_id)
+        answer = calls.result(request_id).result(timeout=10)
         seen.append(answer)
         if answer.finished:
             return seen
@@ -83,33 +96,33 @@ def wait_for_result(client, request_id, timeout=10):
 
 def test_it_submits_and_polls_to_completion(make_simulator):
     simulator = make_simulator(queue_seconds=0.5)  # room for the first poll on a busy machine
-    with client_for(simulator) as client:
-        request_id = client.submit(DOCUMENTED_BODY)
-        seen = wait_for_result(client, request_id)
+    calls = gateway_calls_for(simulator)
+    request_id = calls.submit(DOCUMENTED_BODY).result(timeout=10)
+    seen = wait_for_result(calls, request_id)
 
-        statuses = [answer.status for answer in seen]
-        assert statuses[0] == Status.IN_QUEUE == "IN_QUEUE"
-        assert Status.IN_PROGRESS in statuses
-        progress = next(answer for answer in seen if answer.status == Status.IN_PROGRESS)
-        assert isinstance(progress.queue_position, int)
-        assert isinstance(progress.estimated_wait_minutes, float)
-        done = seen[-1]
-        assert done.status == Status.COMPLETED
-        assert done.request_id == request_id
-        assert done.error is None
-        assert isinstance(done.processing_time_ms, int)
-        assert done.metadata["prompt"] == DOCUMENTED_BODY["prompt"]
-        [image] = done.images
-        assert (image.width, image.height, image.content_type) == (1024, 1024, "image/png")
-        data = httpx.get(image.url).content
-        assert len(data) == image.size_bytes
-        assert data.startswith(b"\x89PNG")
+    statuses = [answer.status for answer in seen]
+    assert statuses[0] == Status.IN_QUEUE == "IN_QUEUE"
+    assert Status.IN_PROGRESS in statuses
+    progress = next(answer for answer in seen if answer.status == Status.IN_PROGRESS)
+    assert isinstance(progress.queue_position, int)
+    assert isinstance(progress.estimated_wait_minutes, float)
+    done = seen[-1]
+    assert done.status == Status.COMPLETED
+    assert done.request_id == request_id
+    assert done.error is None
+    assert isinstance(done.processing_time_ms, int)
+    assert done.metadata["prompt"] == DOCUMENTED_BODY["prompt"]
+    [image] = done.images
+    assert (image.width, image.height, image.content_type) == (1024, 1024, "image/png")
+    data = httpx.get(image.url).content
+    assert len(data) == image.size_bytes
+    assert data.startswith(b"\x89PNG")
+    assert simulator.submissions == 1
 
 
-def test_it_sends_the_three_documented_headers_on_every_call(simulator):
-    with client_for(simulator) as client:
-        request_id = client.submit({"prompt": "a"})
-        wait_for_result(client, request_id)
+def test_it_sends_the_three_documented_headers_on_every_call(simulator, calls):
+    request_id = calls.submit({"prompt": "a"}).result(timeout=10)
+    wait_for_result(calls, request_id)
 
     assert simulator.request_log
     for method, _path, headers in simulator.request_log:
@@ -119,90 +132,54 @@ def test_it_sends_the_three_documented_headers_on_every_call(simulator):
         assert headers["ocp-apim-subscription-key"] == "***"  # present (masked by the log)
 
 
-def test_a_failed_generation_carries_the_provider_error(simulator):
-    with client_for(simulator) as client:
-        request_id = client.submit({"prompt": "make it #fail"})
-        done = wait_for_result(client, request_id)[-1]
+def test_a_failed_generation_carries_the_provider_error(calls):
+    request_id = calls.submit({"prompt": "make it #fail"}).result(timeout=10)
+    done = wait_for_result(calls, request_id)[-1]
     assert done.status == Status.FAILED
     assert done.error == "Simulated failure: the prompt asked for it"
     assert done.images == ()
 
 
-def test_it_waits_out_three_429s_honouring_retry_after(simulator):
-    simulator.reconfigure(fail_next=[429, 429, 429], retry_after_seconds=1)
-    # No jitter, so any waiting measured below comes from Retry-After alone.
-    client = client_for(simulator, random=lambda: 0.0)
-
-    started = time.monotonic()
-    request_id = client.submit({"prompt": "patience"})
-    elapsed = time.monotonic() - started
-
-    assert elapsed >= 2.9
-    assert request_id.startswith("sim-")
-    assert simulator.requests_by_path[SUBMIT_PATH] == 4
-    assert simulator.submissions == 1
+# Each call is one attempt: a fault comes back at once, saying what a retry can do, and
+# the client never sends anything again by itself (the poller's schedule decides).
 
 
-def test_it_retries_polls_through_server_errors_with_backoff(simulator):
-    sleeps = Sleeps()
-    client = client_for(simulator, sleep=sleeps, random=lambda: 1.0)
-    request_id = client.submit({"prompt": "a"})
-    simulator.reconfigure(fail_next=[500, 502, 503])
+def test_a_429_is_transient_and_carries_the_retry_after_after_one_call(simulator):
+    simulator.reconfigure(submit_429_every=1, retry_after_seconds=3)
 
-    answer = client.result(request_id)
+    error = once(simulator.base_url, "submit", {"prompt": "patience"})
 
-    assert answer.request_id == request_id
-    assert simulator.requests_by_path[RESULT_PATH] == 4
-    assert sleeps.delays == [0.5, 1.0, 2.0]  # exponential from 0.5 s (jitter pinned at 1)
-
-
-def test_backoff_is_capped_and_jittered():
-    client = PixazoClient("http://127.0.0.1:9", KEY, backoff_base=0.5, backoff_cap=3.0)
-    ceilings = [client._delay(attempt, None) for attempt in range(1, 10)]
-    assert all(0 <= delay <= 3.0 for delay in ceilings)
-    client._random = lambda: 1.0
-    assert [client._delay(a, None) for a in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    client._random = lambda: 0.25
-    assert client._delay(3, None) == 0.5
-    assert client._delay(3, 7.0) == 7.0  # Retry-After wins over backoff
-    client.close()
-
-
-def test_retries_are_bounded(simulator):
-    sleeps = Sleeps()
-    client = client_for(simulator, sleep=sleeps, max_attempts=3)
-    request_id = client.submit({"prompt": "a"})
-    simulator.reconfigure(rate_500=1.0)
-
-    error = raised(TransientError, client.result, request_id)
-
-    assert error.transient is True
-    assert error.status_code == 500
-    assert error.attempts == 3
-    assert error.provider_message == "An unexpected error occurred, please try again later"
-    assert simulator.requests_by_path[RESULT_PATH] == 3
-    assert len(sleeps.delays) == 2
-
-
-def test_a_retry_after_beyond_the_ceiling_is_not_waited_inline(simulator):
-    simulator.reconfigure(fail_next=[429], retry_after_seconds=120)
-    sleeps = Sleeps()
-    client = client_for(simulator, sleep=sleeps, retry_after_ceiling=60)
-
-    error = raised(TransientError, client.submit, {"prompt": "a"})
-
-    assert error.status_code == 429
-    assert error.retry_after == 120
-    assert sleeps.delays == []
+    assert isinstance(error, TransientError)
+    assert (error.status_code, error.retry_after, error.kind) == (429, 3, pixazo.RATE_LIMITED)
+    assert error.provider_message == "Rate limit exceeded, please retry later"
     assert simulator.requests_by_path[SUBMIT_PATH] == 1
+    assert simulator.submissions == 0
 
 
-def test_bad_parameters_are_permanent_after_one_call(simulator):
-    client = client_for(simulator, sleep=Sleeps())
+def test_a_server_error_on_a_poll_is_transient_after_one_call(simulator, calls):
+    request_id = calls.submit({"prompt": "a"}).result(timeout=10)
+    simulator.reconfigure(result_500_every=1)
 
-    error = raised(PermanentError, client.submit, {"prompt": ""})
+    error = once(simulator.base_url, "result", request_id)
 
-    assert not isinstance(error, AuthenticationError)
+    assert isinstance(error, TransientError)
+    assert (error.status_code, error.kind) == (500, pixazo.SERVER_ERROR)
+    assert error.retry_after is None
+    assert error.provider_message == "An unexpected error occurred, please try again later"
+    assert simulator.requests_by_path[RESULT_PATH] == 1
+
+
+@pytest.mark.parametrize("status", [502, 503])
+def test_other_server_errors_are_transient_too(simulator, status):
+    simulator.reconfigure(fail_next=[status])
+    error = once(simulator.base_url, "submit", {"prompt": "a"})
+    assert isinstance(error, TransientError) and error.status_code == status
+
+
+def test_bad_parameters_are_permanent(simulator):
+    error = once(simulator.base_url, "submit", {"prompt": ""})
+
+    assert type(error) is PermanentError
     assert error.transient is False
     assert error.status_code == 400
     assert error.provider_message == "Invalid request parameters: prompt is required"
@@ -210,46 +187,51 @@ def test_bad_parameters_are_permanent_after_one_call(simulator):
     assert simulator.requests_by_path[SUBMIT_PATH] == 1
 
 
-def test_a_refused_key_is_an_authentication_error_after_one_call(simulator):
-    client = client_for(simulator, key=WRONG_KEY, sleep=Sleeps())
+def test_a_refused_key_is_an_authentication_error(simulator):
+    error = once(simulator.base_url, "submit", {"prompt": "a"}, key=WRONG_KEY)
 
-    error = raised(AuthenticationError, client.submit, {"prompt": "a"})
-
+    assert isinstance(error, AuthenticationError)
     assert error.transient is False
     assert error.status_code == 401
     assert error.provider_message == "Invalid or missing authentication"
-    assert simulator.requests_by_path[SUBMIT_PATH] == 1
-    raised(AuthenticationError, client.result, "sim-anything")
-    assert simulator.requests_by_path[RESULT_PATH] == 1
+    assert isinstance(
+        once(simulator.base_url, "result", "sim-x", key=WRONG_KEY), AuthenticationError
+    )
+    assert simulator.requests_by_path[SUBMIT_PATH] == simulator.requests_by_path[RESULT_PATH] == 1
 
 
-def test_a_403_is_an_authentication_error_after_one_call(simulator):
+def test_a_403_is_an_authentication_error(simulator):
     simulator.reconfigure(fail_next=[403])
-    client = client_for(simulator, sleep=Sleeps())
-
-    error = raised(AuthenticationError, client.submit, {"prompt": "a"})
-
-    assert error.status_code == 403
-    assert error.provider_message == "Access denied for this operation"
-    assert simulator.requests_by_path[SUBMIT_PATH] == 1
+    error = once(simulator.base_url, "submit", {"prompt": "a"})
+    assert isinstance(error, AuthenticationError)
+    assert (error.status_code, error.provider_message) == (403, "Access denied for this operation")
 
 
-def test_an_unknown_request_id_is_permanent(simulator):
-    client = client_for(simulator, sleep=Sleeps())
+def test_an_unknown_request_id_is_an_unknown_request(simulator):
+    error = once(simulator.base_url, "result", "a1b2c3d4-e5f6-7890-g1h2-i3j4k5l6m7n8")
 
-    error = raised(UnknownRequest, client.result, "a1b2c3d4-e5f6-7890-g1h2-i3j4k5l6m7n8")
-
-    assert isinstance(error, PermanentError)
-    assert error.status_code == 404
-    assert simulator.requests_by_path[RESULT_PATH] == 1
+    assert isinstance(error, UnknownRequest) and isinstance(error, PermanentError)
+    assert (error.status_code, error.kind) == (404, pixazo.NOT_FOUND)
 
 
-def test_a_submit_whose_answer_times_out_is_never_sent_again(make_simulator):
+def test_a_queue_that_lags_behind_the_front_door_answers_404_then_the_result(make_simulator):
+    # The poller's schedule treats such a 404 as passing for a while (gallery.schedule).
+    simulator = make_simulator(unknown_for_seconds=0.5)
+    calls = gateway_calls_for(simulator)
+    request_id = calls.submit({"prompt": "a"}).result(timeout=10)
+
+    with pytest.raises(UnknownRequest):
+        calls.result(request_id).result(timeout=10)
+    time.sleep(0.6)
+    assert calls.result(request_id).result(timeout=10).request_id == request_id
+
+
+def test_a_submit_whose_answer_times_out_may_have_been_queued(make_simulator):
     simulator = make_simulator(slow_seconds=2, fail_next=["slow"])
-    client = client_for(simulator, read_timeout=0.5, sleep=Sleeps())
 
-    error = raised(SubmitOutcomeUnknown, client.submit, {"prompt": "only once"})
+    error = once(simulator.base_url, "submit", {"prompt": "only once"}, read_timeout=0.5)
 
+    assert isinstance(error, SubmitOutcomeUnknown)
     assert error.transient is False
     assert "ReadTimeout" in str(error)
     assert simulator.wait_idle(timeout=5)
@@ -257,92 +239,121 @@ def test_a_submit_whose_answer_times_out_is_never_sent_again(make_simulator):
     assert simulator.requests_by_path[SUBMIT_PATH] == 1
 
 
-def test_a_submit_answered_with_garbage_is_never_sent_again(simulator):
+def test_a_submit_answered_with_garbage_may_have_been_queued(simulator):
     simulator.reconfigure(fail_next=["malformed"])
-    client = client_for(simulator, sleep=Sleeps())
-
-    raised(SubmitOutcomeUnknown, client.submit, {"prompt": "a"})
-
-    assert simulator.requests_by_path[SUBMIT_PATH] == 1
+    error = once(simulator.base_url, "submit", {"prompt": "a"})
+    assert isinstance(error, SubmitOutcomeUnknown)
+    assert error.kind == pixazo.MALFORMED
 
 
-def test_a_poll_that_times_out_is_retried(make_simulator):
+def test_a_poll_that_times_out_is_transient(make_simulator):
     simulator = make_simulator(slow_seconds=1, fail_next=[])
-    client = client_for(simulator, read_timeout=0.3, sleep=Sleeps())
-    request_id = client.submit({"prompt": "a"})
+    request_id = gateway_calls_for(simulator).submit({"prompt": "a"}).result(timeout=10)
     simulator.reconfigure(fail_next=["slow"])
 
-    assert client.result(request_id).request_id == request_id
-    assert simulator.requests_by_path[RESULT_PATH] == 2
+    error = once(simulator.base_url, "result", request_id, read_timeout=0.3)
+
+    assert isinstance(error, TransientError) and error.kind == pixazo.TIMEOUT
     simulator.wait_idle(timeout=5)
 
 
-def test_a_malformed_poll_answer_is_retried(simulator):
-    client = client_for(simulator, sleep=Sleeps())
-    request_id = client.submit({"prompt": "a"})
-    simulator.reconfigure(fail_next=["malformed", "malformed"])
+def test_a_malformed_poll_answer_is_transient(simulator, calls):
+    request_id = calls.submit({"prompt": "a"}).result(timeout=10)
+    simulator.reconfigure(fail_next=["malformed"])
 
-    assert client.result(request_id).request_id == request_id
-    assert simulator.requests_by_path[RESULT_PATH] == 3
+    with pytest.raises(MalformedResponse) as info:
+        calls.result(request_id).result(timeout=10)
+    assert info.value.transient is True
 
 
-def test_an_unreachable_gateway_is_retried_then_transient():
+def test_an_unreachable_gateway_is_transient_even_for_a_submit():
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    sleeps = Sleeps()
-    client = PixazoClient(
-        f"http://127.0.0.1:{port}/gpt-image-1-5-api-923/v1", KEY, sleep=sleeps, max_attempts=3
-    )
+    base_url = f"http://127.0.0.1:{port}/gpt-image-1-5-api-923/v1"
 
-    error = raised(TransientError, client.submit, {"prompt": "a"})
+    error = once(base_url, "submit", {"prompt": "a"})
 
+    # The connection was refused: the request never left, so sending it again is safe.
+    assert isinstance(error, TransientError) and error.kind == pixazo.UNREACHABLE
     assert "ConnectError" in str(error)
-    assert error.attempts == 3
-    assert len(sleeps.delays) == 2
 
 
-def test_polls_run_concurrently_from_threads(simulator):
-    client = client_for(simulator)
-    ids = [client.submit({"prompt": f"picture {n}"}) for n in range(6)]
+def test_no_more_than_the_ceiling_of_calls_is_on_the_wire_at_once(make_simulator):
+    # Every answer takes 0.3 s: with two calls allowed at once, six arrive in three waves.
+    simulator = make_simulator(answer_latency_seconds=0.3)
+    calls = gateway_calls_for(simulator, max_in_flight=2)
+    futures = [calls.submit({"prompt": f"wave {n}"}) for n in range(6)]
+    assert all(f.result(timeout=10).startswith("sim-") for f in futures)
 
-    def finish(request_id):
-        return wait_for_result(client, request_id)[-1]
+    arrivals = sorted(exchange.at for exchange in simulator.exchanges)
+    assert len(arrivals) == 6
+    waves = [arrivals[2] - arrivals[1], arrivals[4] - arrivals[3]]
+    assert all(gap >= 0.25 for gap in waves), arrivals
+    assert arrivals[1] - arrivals[0] < 0.2 and arrivals[3] - arrivals[2] < 0.2
 
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(finish, ids))
 
-    assert [r.request_id for r in results] == ids
-    assert all(r.status == Status.COMPLETED for r in results)
-    assert len({r.images[0].url for r in results}) == 6
+def test_many_calls_wait_on_the_gateway_together_without_a_thread_each(make_simulator):
+    simulator = make_simulator(answer_latency_seconds=0.5)
+    calls = gateway_calls_for(simulator, max_in_flight=32)
+    ids = [calls.submit({"prompt": f"picture {n}"}).result(timeout=10) for n in range(24)]
+    threads_before = threading.active_count()
+
+    started = time.monotonic()
+    polls = [calls.result(request_id) for request_id in ids]  # returns at once: Futures
+    threads_meanwhile = threading.active_count()
+    answers = [poll.result(timeout=10) for poll in polls]
+    elapsed = time.monotonic() - started
+
+    assert [answer.request_id for answer in answers] == ids
+    # 24 answers of 0.5 s each, together: about one answer's time, not 24 of them.
+    assert elapsed < 0.5 * 4
+    assert threads_meanwhile == threads_before
 
 
 def test_the_key_is_not_in_the_clients_repr_or_logs(simulator, caplog):
-    client = client_for(simulator, sleep=Sleeps())
-    assert KEY not in repr(client)
-    assert KEY not in str(client)
+    client = AsyncPixazoClient(simulator.base_url, KEY, max_in_flight=1)
+    assert KEY not in repr(client) and KEY not in str(client)
     assert simulator.base_url in repr(client)
     simulator.reconfigure(fail_next=[500])
-    client.submit({"prompt": "a"})
+    assert isinstance(once(simulator.base_url, "submit", {"prompt": "a"}), TransientError)
+    once(simulator.base_url, "submit", {"prompt": "a"})
 
-    # The traffic was logged (method, path, status, attempt); the autouse fixture checks
-    # that no key is in any of it.
+    # The traffic was logged (method, path, status); the autouse fixture checks that no
+    # key is in any of it.
     lines = [r.getMessage() for r in caplog.records if r.name == "gallery.pixazo"]
-    assert "POST /gpt-image-1-5-api-request -> 500 (attempt 1)" in lines
-    assert "POST /gpt-image-1-5-api-request -> 200 (attempt 2)" in lines
+    assert "POST /gpt-image-1-5-api-request -> 500" in lines
+    assert "POST /gpt-image-1-5-api-request -> 200" in lines
     assert any(r.name == "httpx" for r in caplog.records)
 
 
-def test_the_default_client_comes_from_settings(simulator, settings):
+def test_the_pipelines_calls_come_from_settings_once_per_process(simulator, settings):
     settings.PIXAZO_BASE_URL = simulator.base_url
     settings.PIXAZO_API_KEY = KEY
+    settings.GATEWAY_MAX_IN_FLIGHT = 12
+    settings.POLLER_SHARDS = 3
 
-    client = pixazo.default_client()
-    request_id = pixazo.submit({"prompt": "via settings"})
+    calls = pixazo.gateway_calls()
+    request_id = calls.submit({"prompt": "via settings"}).result(timeout=10)
 
-    assert pixazo.default_client() is client
-    assert pixazo.result(request_id).request_id == request_id
+    assert pixazo.gateway_calls() is calls
+    assert calls.client.max_in_flight == 4  # this poller's share of the installation's 12
+    assert calls.result(request_id).result(timeout=10).request_id == request_id
     assert simulator.submitted_prompts == ["via settings"]
+
+
+def test_an_http_date_retry_after_is_read_from_a_gateway_that_sends_one():
+    # The simulator sends delta seconds; this gateway stand-in sends an HTTP date.
+    server, port = _serve_once_429_with_date_then()
+    base_url = f"http://127.0.0.1:{port}/gpt-image-1-5-api-923/v1"
+    try:
+        error = once(base_url, "submit", {"prompt": "a"})
+        # HTTP dates have whole-second precision: between ~1 and 2 s from now.
+        assert isinstance(error, TransientError) and 0.5 <= error.retry_after <= 2
+        assert once(base_url, "submit", {"prompt": "a"}) == "after-the-date"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # Parsing answers (no network: these are the shapes a gateway could send)
@@ -449,20 +460,6 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert parse_retry_after("-4") == 0
     for garbage in (None, "", "soon", "nan", "inf"):
         assert parse_retry_after(garbage) is None
-
-
-def test_an_http_date_retry_after_is_waited_for_real():
-    # The simulator sends delta seconds; this gateway stand-in sends an HTTP date.
-    server, port = _serve_once_429_with_date_then()
-    client = PixazoClient(f"http://127.0.0.1:{port}/gpt-image-1-5-api-923/v1", KEY)
-    try:
-        started = time.monotonic()
-        assert client.submit({"prompt": "a"}) == "after-the-date"
-        # HTTP dates have whole-second precision: the wait is between ~1 and 2 s.
-        assert time.monotonic() - started >= 0.9
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _serve_once_429_with_date_then():

@@ -1,5 +1,6 @@
 """Stopping `make run` stops everything: web, worker (the whole django-q2 cluster) and
-simulator, whenever the signal arrives, and a new start never finds an old cluster."""
+simulator, whenever the signal arrives (`manage.py run_procfile`), and a new start never
+finds an old cluster."""
 
 import contextlib
 import os
@@ -71,12 +72,12 @@ class MakeRun:
     def worker_runs(self):
         return re.search(r"Q Cluster \S+ \[\S+\] running", self.log()) is not None
 
-    def wait_for(self, predicate, what, timeout=60):
+    def wait_for(self, predicate, what, timeout=60, poll=0.05):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
                 return
-            time.sleep(0.05)
+            time.sleep(poll)
         raise AssertionError(f"timed out waiting for {what}\n{self.log()}")
 
     def cluster_processes(self):
@@ -115,6 +116,12 @@ def make_run(tmp_path):
 @pytest.mark.parametrize(
     ("moment", "signum"),
     [
+        # Just after the banner, while the processes are being started: under honcho, a
+        # Ctrl+C 0.05-0.1 s after it met honcho's handler before its runners had reported
+        # their pids (KeyError in both) and left web, worker and simulator running.
+        ("as the processes are started", signal.SIGINT),
+        ("0.05 s after the processes are started", signal.SIGINT),
+        ("0.1 s after the processes are started", signal.SIGINT),
         ("before the worker starts", signal.SIGINT),
         ("while the worker starts", signal.SIGINT),
         ("while the worker starts", signal.SIGTERM),
@@ -123,7 +130,10 @@ def make_run(tmp_path):
 )
 def test_a_stop_at_any_moment_of_start_up_leaves_no_process_behind(make_run, moment, signum):
     run = make_run()
-    if moment == "before the worker starts":
+    if "the processes are started" in moment:
+        run.wait_for(lambda: "Ctrl+C stops it" in run.log(), "the banner", poll=0.002)
+        time.sleep(float(moment.split()[0]) if moment[0].isdigit() else 0)
+    elif moment == "before the worker starts":
         run.wait_for(lambda: processes_of(run.data_dir), "make to start")
         time.sleep(0.3)
     elif moment == "while the worker starts":

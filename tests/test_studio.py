@@ -294,32 +294,6 @@ def test_the_update_answers_204_while_nothing_on_the_page_changed(alice, alice_c
     assert f'<article id="generation-{generation.pk}"' in html and 'hx-swap-oob="true"' in html
 
 
-def test_the_update_says_when_the_pipeline_acts_next_so_the_page_asks_just_after(
-    alice, alice_client
-):
-    soon = make_generation(alice, status=S.IN_PROGRESS, next_action_at=timezone.now())
-    later = make_generation(alice, status=S.IN_QUEUE)
-    Generation.objects.filter(pk=soon.pk).update(
-        next_action_at=timezone.now() + timedelta(seconds=2)
-    )
-    Generation.objects.filter(pk=later.pk).update(
-        next_action_at=timezone.now() + timedelta(seconds=9)
-    )
-    seen = [(g.pk, version(g, alice)) for g in (soon, later)]
-    response = updates(alice_client, watched=seen, anchor=later.pk)
-    assert response.status_code == 204
-    assert 1800 <= int(response["Darkroom-Next-In"]) <= 2000  # the soonest of the two
-
-    # A download under way may finish any moment: ask again soon.
-    Generation.objects.filter(pk=later.pk).update(status=S.DOWNLOADING)
-    response = updates(alice_client, watched=seen, anchor=later.pk)
-    assert response["Darkroom-Next-In"] == "0"
-
-    # Nothing unfinished: nothing to wait for.
-    Generation.objects.update(status=S.COMPLETED)
-    assert updates(alice_client, watched=seen, anchor=later.pk)["Darkroom-Next-In"] == ""
-
-
 def test_a_finished_card_comes_back_once_without_a_version_so_the_page_stops_asking(
     alice, alice_client
 ):

@@ -36,13 +36,6 @@ OUTPUT_FORMATS = [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP")]
 PROMPT_MAX_LENGTH = 32_000
 MAX_IMAGES = 4
 
-# Poll timing (Generation.next_poll_delay): within this of the expected finish, poll just
-# after it; while overdue, poll at least this often at first.
-NEAR_FINISH_SECONDS = 2.0
-POLL_LAG_SECONDS = 0.05
-DENSE_POLL_SECONDS = 0.1
-POLL_BURST = 10
-
 
 class IllegalTransition(Exception):
     """A status change the state machine does not allow (a bug, or a stale request)."""
@@ -200,6 +193,9 @@ class Generation(models.Model):
     queue_position = models.PositiveIntegerField(null=True, blank=True)
     estimated_wait_minutes = models.FloatField(null=True, blank=True)
     error = models.TextField("failure reason", blank=True)
+    # What went wrong in full (a network error, a refused address), for operators in admin:
+    # the card shows `error`, which says it plainly.
+    error_detail = models.TextField("failure detail", blank=True)
     processing_time_ms = models.PositiveIntegerField(null=True, blank=True)
     provider_metadata = models.JSONField(default=dict, blank=True)
     # The COMPLETED answer's image list, kept so a download can be resumed after a crash.
@@ -265,19 +261,6 @@ class Generation(models.Model):
         """Not with the provider's workers yet: waiting here, being sent, or in its queue
         (cards show these three as one "Queued")."""
         return self.status in self.QUEUED
-
-    def next_change_in(self, now=None):
-        """Seconds until the pipeline may next change what this generation shows, for pages
-        that wait for it: 0 while a step is under way (a submit, a download), else until
-        its next action (a poll, a retry); None once it is finished."""
-        if self.is_finished:
-            return None
-        working = self.status == self.S.SUBMITTING or (
-            self.status == self.S.DOWNLOADING and not self.error  # not a postponed one
-        )
-        if working or self.next_action_at is None:
-            return 0.0
-        return max(0.0, (self.next_action_at - (now or timezone.now())).total_seconds())
 
     @property
     def can_retry(self):
@@ -413,7 +396,7 @@ class Generation(models.Model):
 
     def record_poll_failure(self, note, delay_seconds):
         """A poll got no usable answer (a passing fault): say so on the card, and poll again
-        after `delay_seconds`, the poller's backoff. The deadline bounds how long."""
+        after `delay_seconds` (gallery.schedule's backoff). The deadline bounds how long."""
         return self._move(
             self.status,
             error=note[:2000],
@@ -421,42 +404,6 @@ class Generation(models.Model):
             transient_failures=self.transient_failures + 1,
             next_action_at=timezone.now() + timedelta(seconds=delay_seconds),
         )
-
-    def may_not_be_known_yet(self, now=None):
-        """Whether a 404 to a poll can still mean only that the gateway's queue lags behind
-        its front door: no poll was answered yet, and the submit was a moment ago."""
-        now = now or timezone.now()
-        grace = timedelta(seconds=settings.UNKNOWN_REQUEST_GRACE_SECONDS)
-        return self.provider_seen_at is None and now - self.submitted_at < grace
-
-    def next_poll_delay(self, now, expected_finish):
-        """Seconds until this generation's next poll.
-
-        `expected_finish` is when the provider should be done (its own estimate, or what
-        recent generations like this one took), or None. Sparse well before it, halving
-        the wait in case it finishes early; just after it when it is near; dense while it
-        is overdue, spacing out as it gets later; never more than the poll budget allows.
-        """
-        if expected_finish is None:
-            delay = settings.FIRST_POLL_SECONDS * 1.5**self.poll_count
-        else:
-            remaining = (expected_finish - now).total_seconds()
-            if remaining > NEAR_FINISH_SECONDS:
-                delay = remaining / 2
-            elif remaining > 0:
-                delay = remaining + POLL_LAG_SECONDS
-            else:
-                delay = -remaining / 4
-        delay = min(max(delay, DENSE_POLL_SECONDS), settings.MAX_POLL_INTERVAL_SECONDS)
-        return max(delay, self._poll_budget_wait(now))
-
-    def _poll_budget_wait(self, now):
-        # A token bucket that starts with POLL_BURST polls and earns POLLS_PER_MINUTE more
-        # each minute since the submit: a 90 s job costs at most 10 + 1.5 x 20 polls.
-        polls_allowed_at = self.submitted_at + timedelta(
-            minutes=(self.poll_count + 1 - POLL_BURST) / settings.POLLS_PER_MINUTE
-        )
-        return (polls_allowed_at - now).total_seconds()
 
     def start_download(self, images, metadata, processing_time_ms):
         """The provider said COMPLETED: remember its answer and claim the download."""
@@ -470,6 +417,7 @@ class Generation(models.Model):
             poll_count=self.poll_count + 1,
             claimed_at=now,
             error="",
+            error_detail="",
             transient_failures=0,
             queue_position=None,
             estimated_wait_minutes=None,
@@ -486,12 +434,19 @@ class Generation(models.Model):
             next_action_at=now + timedelta(seconds=settings.DOWNLOAD_CLAIM_SECONDS),
         )
 
+    def record_error_detail(self, detail):
+        """Keep what went wrong in full for operators (admin), beside the plain reason."""
+        Generation.objects.filter(pk=self.pk).update(error_detail=detail[:4000])
+        self.error_detail = detail[:4000]
+
     def postpone_download(self, seconds, note):
-        """A download hit a passing fault: try again in a while (by reclaiming it then)."""
+        """A download hit a passing fault: try again in `seconds` (by reclaiming it then;
+        gallery.schedule backs off with the failures in a row)."""
         return self._move(
             self.S.DOWNLOADING,
             expect={"claimed_at": self.claimed_at},
             error=note[:2000],
+            transient_failures=self.transient_failures + 1,
             next_action_at=timezone.now() + timedelta(seconds=seconds),
         )
 

@@ -93,9 +93,6 @@ class MetricCounter(models.Model):
             except IntegrityError:  # another process created it a moment ago
                 rows.update(value=F("value") + amount)
 
-    def label_values(self):
-        return dict(pair.split("=", 1) for pair in self.labels.split(",") if pair)
-
 
 class Throttle(models.Model):
     """How many attempts one key (hashed) made under one throttle rule in its current

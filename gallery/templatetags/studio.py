@@ -14,8 +14,9 @@ register = template.Library()
 def card_version(generation):
     """A short fingerprint of everything an unfinished card shows that can change.
 
-    The polling card sends it back (?seen=...), and the view answers 204 (nothing to swap)
-    while it still matches, so a card that is waiting costs one small query and no render.
+    The page names each unfinished card with it in its one update request (`w=<pk>:<this>`),
+    and the request is held while every card still matches (views.studio.studio_updates),
+    so a waiting card costs no render and no request of its own.
     """
     seen = (
         generation.status,

@@ -11,18 +11,20 @@ see); with one, everything in that gallery, whoever made it. Live updates are on
 request per page (`studio_updates`), whatever the number of cards: see its docstring.
 """
 
+import time
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max, Q, Subquery, prefetch_related_objects
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from gallery import spend, tasks
+from gallery import changes, schedule, spend, tasks
 from gallery.forms import GenerationForm, StudioFilterForm
 from gallery.models import Gallery, Generation, Image, Role
 from gallery.templatetags.studio import card_version
@@ -37,17 +39,11 @@ from gallery.views.pictures import picture_of
 # Cards per page: enough to fill a large screen twice, small enough to render fast.
 PAGE_SIZE = 24
 STUDIO = "gallery/studio.html"
-# Live updates (static/js/darkroom.js times them). While a card is unfinished the page asks
-# just after the pipeline's next step for it can have landed: each answer says when that is
-# (the Darkroom-Next-In header: the soonest next action of its cards, 0 while a step is under
-# way) and the page asks LIVE_STEP_MS after it. That is also the soonest it asks again, a
-# wait that doubles while answers bring nothing new; and it asks at least every LIVE_MAX_MS
-# (for changes no step makes: a cancel in another tab). A gallery others add to asks every
-# LIVE_IDLE_MS while nothing of it is unfinished; hidden tabs ask far less often.
-LIVE_STEP_MS = 100
-LIVE_MAX_MS = 1000
-LIVE_IDLE_MS = 3000
-NEXT_IN_HEADER = "Darkroom-Next-In"
+# Live updates: the page's one update request is held until something it shows changes
+# (gallery.changes) or settings.LIVE_HOLD_SECONDS pass; static/js/darkroom.js asks again at
+# once, never sooner than gallery.schedule.LIVE_MIN_GAP_MS after its last request began.
+# Every answer carries LIVE_HEADER, so the page can tell it from, say, the sign-in page.
+LIVE_HEADER = "Darkroom-Live"
 # At most this many cards an update request names (a page holds 24 per "load more").
 LIVE_MAX_CARDS = 1000
 
@@ -124,8 +120,8 @@ def _gallery_context(request, galleries):
 
 def _live_config(request, context):
     """Where the page asks for its updates, which cards count as new (after `anchor`),
-    and whether it keeps asking while nothing is unfinished (a gallery someone else may
-    add to)."""
+    whether it keeps asking while nothing is unfinished (a gallery someone else may add
+    to), and how soon it may ask again (gallery.schedule)."""
     query = request.GET.copy()
     for name in ("use", "before"):
         query.pop(name, None)
@@ -142,20 +138,15 @@ def _live_config(request, context):
     return {
         "url": f"{reverse('studio_updates')}?{query.urlencode()}",
         "anchor": newest or 0,
-        "next_in_ms": _next_change_in_ms(context["generations"]),
+        # Keeps asking with nothing unfinished: others may add to this gallery.
+        "others_add": others_add,
         "timing": {
-            "max-ms": LIVE_MAX_MS,
-            "step-ms": LIVE_STEP_MS,
-            "idle-ms": LIVE_IDLE_MS if others_add else 0,
+            "min-gap-ms": schedule.LIVE_MIN_GAP_MS,
+            "hidden-gap-ms": schedule.LIVE_HIDDEN_GAP_MS,
+            "failure-ms": schedule.LIVE_FAILURE_MS,
+            "max-backoff-ms": schedule.LIVE_MAX_BACKOFF_MS,
         },
     }
-
-
-def _next_change_in_ms(generations):
-    """When the soonest of these generations may change (ms from now), "" when none can."""
-    now = timezone.now()
-    waits = [w for g in generations if (w := g.next_change_in(now)) is not None]
-    return round(min(waits) * 1000) if waits else ""
 
 
 def _compose_form(request, galleries, *, gallery=None):
@@ -259,41 +250,76 @@ def _with_price(form, galleries=(), **context):
 @require_GET
 @login_required
 def studio_updates(request):
-    """The page's one live-update request, whatever the number of cards on it.
+    """The page's one live-update request, whatever the number of cards on it, held until
+    something it shows changed.
 
     The page names its unfinished cards with the version it shows (`w=<pk>:<version>`)
     and the cards it received since it was rendered (`k=<pk>`); `anchor` is the newest
-    generation of the view when the page was rendered, and the view's filters come as
-    on the page. The answer swaps, out of band, each named card that changed (a finished
-    one no longer polls), removes those the caller may no longer see, and puts cards new
-    to the view at the top; 204 when there is nothing to change. A gallery the caller
-    may no longer see is replaced by a note saying so, which ends the updates.
+    generation of the view when the page was rendered, `p` the page's own id, and the
+    view's filters come as on the page (`release=1` with `p` only lets that page's request
+    under way go, when it has cards to watch that the request does not name). The answer
+    swaps, out of band, each named card that changed (a finished one no longer polls),
+    removes those the caller may no longer see, and puts cards new to the view at the top.
+    While there is nothing to change, the request waits for the cards' rows to change or a
+    generation to be made (gallery.changes), up to LIVE_HOLD_SECONDS, then answers 204.
+    A gallery the caller may no longer see is replaced by a note saying so, which ends the
+    updates.
     """
+    page = request.GET.get("p", "")[:40]
+    if request.GET.get("release") and page:
+        # The page has other cards to watch: its request under way answers now.
+        changes.release((request.user.pk, page))
+        return _live(HttpResponse(status=204))
     filters = StudioFilterForm(request.GET, user=request.user)
     filters.is_valid()
     if filters.refuses_gallery():
         # Deleted, or no longer shared with them: the page says so, and stops asking.
-        return render(request, f"{STUDIO}#gallery-gone")
+        return _live(render(request, f"{STUDIO}#gallery-gone"))
     watched = _watched_cards(request.GET.getlist("w"))
     known = [int(pk) for pk in request.GET.getlist("k")[:LIVE_MAX_CARDS] if pk.isdigit()]
     anchor = request.GET.get("anchor", "")
     anchor = int(anchor) if anchor.isdigit() else None
+    deadline = time.monotonic() + settings.LIVE_HOLD_SECONDS
 
     visible = Generation.objects.visible_to(request.user).select_related("owner")
-    current = {generation.pk: generation for generation in visible.filter(pk__in=watched)}
-    changed = [g for pk, g in current.items() if card_version(g) != watched[pk]]
-    gone = [pk for pk in watched if pk not in current]
-    new = []
-    if anchor is not None:
-        arrivals = _view_generations(request, filters).filter(pk__gt=anchor)
-        new = list(arrivals.exclude(pk__in=[*watched, *known])[:PAGE_SIZE])
-    if not (changed or gone or new):
-        response = HttpResponse(status=204)
-    else:
-        prefetch_related_objects([*changed, *new], "images")
-        context = {"changed": changed, "gone": gone, "new": new}
-        response = render(request, f"{STUDIO}#updates", context)
-    response[NEXT_IN_HEADER] = _next_change_in_ms([*current.values(), *new])
+    gallery = filters.cleaned_data.get("gallery")
+    while True:
+        # Read first: a generation made while the cards are read is then still news.
+        newest = changes.newest_pk() if anchor is not None else None
+        current = {generation.pk: generation for generation in visible.filter(pk__in=watched)}
+        changed = [g for pk, g in current.items() if card_version(g) != watched[pk]]
+        gone = [pk for pk in watched if pk not in current]
+        new = []
+        if anchor is not None:
+            arrivals = _view_generations(request, filters).filter(pk__gt=anchor)
+            new = list(arrivals.exclude(pk__in=[*watched, *known])[:PAGE_SIZE])
+        if changed or gone or new:
+            prefetch_related_objects([*changed, *new], "images")
+            context = {"changed": changed, "gone": gone, "new": new}
+            return _live(render(request, f"{STUDIO}#updates", context))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return _live(HttpResponse(status=204))
+        try:
+            changes.wait(
+                changes.snapshot(current.values()),
+                newer_than=newest,
+                # A view of one gallery gets cards made in it; the caller's own view, theirs.
+                made_in={"gallery_id": gallery.pk} if gallery else {"owner_id": request.user.pk},
+                timeout=left,
+                key=(request.user.pk, page) if page else None,
+            )
+        except changes.Superseded:
+            return _live(HttpResponse(status=204))  # the page asked again; it reads no more
+        except changes.Busy:
+            # Every thread this process lets wait is waiting: answer now, ask later.
+            response = _live(HttpResponse(status=204))
+            response["Retry-After"] = "2"
+            return response
+
+
+def _live(response):
+    response[LIVE_HEADER] = "1"
     return response
 
 

@@ -91,21 +91,23 @@
     form.classList.add("is-filled");
   });
 
-  // -- live updates: one request per page, whatever the number of cards --------------------
+  // -- live updates: one request per page, held by the server until something changes -----
   // #live-updates (in the studio's gallery partial) asks for all the page's cards at once:
   // each unfinished one with the version it shows (w=<pk>:<version>), and the cards that
   // arrived since the page was rendered (k=<pk>, newer than data-anchor), so the answer
-  // holds only what changed, out of band, or is a 204. While a card is unfinished it asks
-  // just after the pipeline's next step can have landed (the answer's Darkroom-Next-In,
-  // plus data-step-ms), never sooner than data-step-ms (doubling while answers bring
-  // nothing) nor later than data-max-ms; with none unfinished, every data-idle-ms (0: not
-  // at all, nobody else adds to this view); at most every HIDDEN_MS while the tab is
-  // hidden; and it backs off after failures, and after answers that are not updates (the
-  // sign-in page, once the session has ended). Cards added later (Generate, "load more")
-  // are found on the page: they join.
-  var HIDDEN_MS = 10000;
-  var MAX_BACKOFF_MS = 60000;
-  var live = { timer: null, due: 0, failures: 0, quiet: 0, nextIn: null, stopped: false };
+  // holds only what changed, out of band. The server holds the request until something
+  // changed (or about 20 s, then a 204), so the page asks again as soon as an answer comes,
+  // but never sooner than data-min-gap-ms after its last request began (data-hidden-gap-ms
+  // while the tab is hidden), nor sooner than a Retry-After says. It asks while a card is
+  // unfinished, or always on a gallery others add to (data-others-add); it backs off after
+  // failures, and after answers that are not updates (the sign-in page, once the session
+  // ended). When the page's cards change otherwise (Generate, "load more", Retry), the
+  // server is asked to let the request under way go (by the page's id, p), and the next
+  // one names them.
+  var live = {
+    timer: null, started: 0, failures: 0, notBefore: 0, request: null, stopped: false,
+    named: [], page: Math.random().toString(36).slice(2, 12),
+  };
 
   function liveElement() {
     return document.getElementById("live-updates");
@@ -115,51 +117,34 @@
     return Number(element.dataset[name]) || 0;
   }
 
-  function parseNextIn(value) {
-    return value === null || value === undefined || value === "" ? null : Number(value);
-  }
-
-  function liveDelay(element) {
-    if (live.stopped) return 0;
-    var ms;
-    if (document.querySelector("#generation-grid .card[data-version]")) {
-      var max = timing(element, "maxMs");
-      var step = timing(element, "stepMs");
-      if (live.nextIn) {
-        ms = Math.min(live.nextIn + step, max); // just after the next step lands
-      } else {
-        // A step under way (or no telling): soon, then less often while nothing changes.
-        ms = Math.min(step * Math.pow(2, Math.min(live.quiet, 3)), max);
-      }
-    } else {
-      ms = timing(element, "idleMs");
-      if (!ms) return 0;
-    }
-    if (document.hidden) ms = Math.max(ms, HIDDEN_MS);
-    if (live.failures) ms = Math.min(Math.max(ms, 1000) * Math.pow(2, live.failures), MAX_BACKOFF_MS);
-    return ms;
+  function wanted(element) {
+    if (live.stopped || !element) return false;
+    return !!document.querySelector("#generation-grid .card[data-version]") ||
+      element.hasAttribute("data-others-add");
   }
 
   function tick() {
     live.timer = null;
     var element = liveElement();
-    if (element) htmx.trigger(element, "darkroom:tick");
+    if (!wanted(element) || live.request) return;
+    live.started = Date.now();
+    htmx.trigger(element, "darkroom:tick");
   }
 
-  // Asks at the time liveDelay gives, unless a request is already due sooner.
+  // Asks again as soon as it may: not while a request is under way, never sooner than the
+  // gap after the last one began, nor than a failure's backoff or a Retry-After allow.
   function scheduleLive() {
-    var element = liveElement();
-    var ms = element ? liveDelay(element) : 0;
-    if (!ms) {
-      clearTimeout(live.timer);
-      live.timer = null;
-      return;
-    }
-    var due = Date.now() + ms;
-    if (live.timer && live.due <= due) return;
     clearTimeout(live.timer);
-    live.due = due;
-    live.timer = setTimeout(tick, ms);
+    live.timer = null;
+    var element = liveElement();
+    if (!wanted(element) || live.request) return;
+    var gap = timing(element, document.hidden ? "hiddenGapMs" : "minGapMs");
+    var due = Math.max(live.started + gap, live.notBefore);
+    if (live.failures) {
+      var backoff = timing(element, "failureMs") * Math.pow(2, live.failures - 1);
+      due = Math.max(due, Date.now() + Math.min(backoff, timing(element, "maxBackoffMs")));
+    }
+    live.timer = setTimeout(tick, Math.max(0, due - Date.now()));
   }
 
   // Whether an htmx event belongs to the live-update request (detail.elt is the element an
@@ -170,10 +155,9 @@
     return !!element && element.id === "live-updates";
   }
 
-  document.addEventListener("htmx:configRequest", function (event) {
-    var element = event.detail.elt;
-    if (element.id !== "live-updates") return;
-    var anchor = Number(element.dataset.anchor) || 0;
+  // What the page shows that can change: its unfinished cards with their versions, and
+  // the cards it received since it was rendered.
+  function pageCards(anchor) {
     var watched = [];
     var known = [];
     document.querySelectorAll("#generation-grid .card").forEach(function (card) {
@@ -181,60 +165,71 @@
       if (card.dataset.version) watched.push(pk + ":" + card.dataset.version);
       else if (Number(pk) > anchor) known.push(pk);
     });
-    event.detail.parameters.w = watched;
-    event.detail.parameters.k = known;
+    return { watched: watched, known: known };
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var element = event.detail.elt;
+    if (element.id !== "live-updates") return;
+    var anchor = Number(element.dataset.anchor) || 0;
+    var cards = pageCards(anchor);
+    live.named = cards.watched;
+    event.detail.parameters.w = cards.watched;
+    event.detail.parameters.k = cards.known;
     event.detail.parameters.anchor = anchor;
+    event.detail.parameters.p = live.page;
+  });
+
+  document.addEventListener("htmx:beforeSend", function (event) {
+    if (fromLiveUpdates(event)) live.request = event.detail.xhr;
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
     if (!fromLiveUpdates(event)) return;
     var xhr = event.detail.xhr;
+    live.request = null;
     var status = xhr ? xhr.status : 0;
-    var header = xhr ? xhr.getResponseHeader("Darkroom-Next-In") : null;
     // 404: the page's view is gone; asking again can't help.
     live.stopped = status === 404;
-    var answered = event.detail.successful && header !== null;
-    live.failures = answered ? 0 : Math.min(live.failures + 1, 6);
-    live.quiet = status === 204 ? live.quiet + 1 : 0;
-    live.nextIn = parseNextIn(header);
+    var answered = event.detail.successful && xhr.getResponseHeader("Darkroom-Live") !== null;
+    live.failures = answered ? 0 : Math.min(live.failures + 1, 7);
+    var retryAfter = Number(xhr && xhr.getResponseHeader("Retry-After")) || 0;
+    live.notBefore = Date.now() + retryAfter * 1000;
     dropDuplicateCards();
-    clearTimeout(live.timer); // this answer decides when to ask next
-    live.timer = null;
     scheduleLive();
   });
 
-  // Anything else that swapped cards in (Generate, "load more", a filter, Retry) may start
-  // it, or bring it forward: a new card is submitted at once.
+  // Anything else that swapped cards in (Generate, "load more", a filter, Retry) may give
+  // the page a card to watch that the request under way does not name: the server lets
+  // that request go (release, by the page's id), and the next one names it.
   document.addEventListener("htmx:afterSettle", function (event) {
     if (fromLiveUpdates(event)) return;
     dropDuplicateCards();
     var element = liveElement();
-    if (event.detail && event.detail.target && event.detail.target.id === "gallery" && element) {
-      live.nextIn = parseNextIn(element.dataset.nextIn); // a new view: its own timing
-    } else {
-      live.nextIn = 0;
+    if (!element) return;
+    if (!live.request) {
+      scheduleLive();
+      return;
     }
-    live.quiet = 0;
-    scheduleLive();
+    var unnamed = pageCards(Number(element.dataset.anchor) || 0).watched.filter(function (card) {
+      return live.named.indexOf(card) < 0;
+    });
+    if (unnamed.length) {
+      var url = new URL(element.getAttribute("hx-get"), window.location.href);
+      url.search = "release=1&p=" + encodeURIComponent(live.page);
+      fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+        .catch(function () {});
+    }
   });
 
   document.addEventListener("visibilitychange", function () {
-    var element = liveElement();
-    if (document.hidden || !element || !liveDelay(element)) return;
-    clearTimeout(live.timer); // back in view: catch up now, then at the usual pace
-    tick();
+    if (!document.hidden) scheduleLive(); // back in view: at the usual pace again
   });
 
-  function startLive() {
-    var element = liveElement();
-    live.nextIn = element ? parseNextIn(element.dataset.nextIn) : null;
-    scheduleLive();
-  }
-
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", startLive);
+    document.addEventListener("DOMContentLoaded", scheduleLive);
   } else {
-    startLive();
+    scheduleLive();
   }
 
   // A card the Generate answer and an update both brought (they crossed): keep the first.

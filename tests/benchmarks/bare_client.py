@@ -6,8 +6,10 @@ No retries, no database, no worker: the least any client could take for one gene
     from tests.benchmarks.bare_client import bare_generation_seconds
     seconds = bare_generation_seconds(base_url, api_key)          # one run
     seconds = median_bare_generation_seconds(base_url, api_key, runs=3)
+    seconds = asyncio.run(bare_burst_seconds(base_url, api_key, 100))  # 100 at once
 """
 
+import asyncio
 import statistics
 import time
 
@@ -55,3 +57,36 @@ def median_bare_generation_seconds(base_url, api_key, runs=3, **options):
     return statistics.median(
         bare_generation_seconds(base_url, api_key, **options) for _ in range(runs)
     )
+
+
+async def bare_burst_seconds(base_url, api_key, count, connections=32, poll_every=0.1):
+    """Seconds for a bare asyncio script to make `count` generations at once (submit, poll
+    every `poll_every` after each answer, download), over `connections` connections: the
+    least a client of this gateway could take for a burst."""
+    headers = {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-cache",
+        "Ocp-Apim-Subscription-Key": api_key,
+    }
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
+
+        async def one(n):
+            submitted = await client.post(base_url + SUBMIT, json={**PARAMS, "prompt": f"bare {n}"})
+            submitted.raise_for_status()
+            request_id = submitted.json()["request_id"]
+            while True:
+                answer = await client.post(base_url + RESULT, json={"request_id": request_id})
+                answer.raise_for_status()
+                body = answer.json()
+                if body["status"] == "COMPLETED":
+                    break
+                if body["status"] == "FAILED":
+                    raise RuntimeError(f"the bare script's generation failed: {body}")
+                await asyncio.sleep(poll_every)
+            for image in body["images"]:
+                (await client.get(image["url"])).raise_for_status()
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(n) for n in range(count)))
+        return time.monotonic() - started

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks.bench_load import free_port, stop_all, wait_for_port  # noqa: E402
 from tests.benchmarks.bench_page import session_for, stack, start  # noqa: E402
+from tests.benchmarks.bench_pipeline import print_rows, row  # noqa: E402
 
 LIGHTHOUSE = ROOT / "tests" / "lighthouse"
 RESULTS = ROOT / "bench-results"
@@ -165,10 +166,13 @@ def main():
                 failed |= not verdict
                 figures = "  ".join(f"{c} {round(medians[c] * 100)}" for c in TARGETS)
                 print(f"{name:22} {figures}  {'ok' if verdict else 'MISSED'}")
+                targets = ", ".join(f"{c} >= {round(t * 100)}" for c, t in TARGETS.items())
+                row(f"Lighthouse (mobile), {name}", figures, targets, verdict)
                 for line in missed_audits(result):
                     print(f"    {line}")
         finally:
             stop_all([web])
+    print_rows("bench_lighthouse")
     return 1 if failed else 0
 
 

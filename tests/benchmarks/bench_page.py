@@ -1,19 +1,19 @@
 """What a person waits for in the browser (`make bench`; a plain script).
 
-Starts Darkroom as one machine runs it in production (gunicorn with DEBUG off, the worker
-through `manage.py run_worker`, the gateway simulator in a process of its own with 1 s of
-queue and 2 s of work) on a throwaway SQLite database, and drives Debian's chromium with
-Playwright, signed in. Both figures are measured inside the page:
+Starts Darkroom as one machine runs it in production (gunicorn with config/gunicorn.py
+and DEBUG off, the worker through `manage.py run_worker`, the gateway simulator in a
+process of its own with 1 s of queue and 2 s of work) on a throwaway SQLite database, and
+drives Debian's chromium with Playwright, signed in. Measured inside the page:
 
 - one generation alone, from the click on Generate to its card showing COMPLETED
   (performance.now(); the median of several), against a bare script that submits, polls
   every 0.1 s and downloads, on the same simulator in the same run (median of as many):
   target <= 1.10x;
-- the page's lag: 12 generations made at once, the studio open on them; for each, from
-  the moment its images were stored (completed_at in the database) to the moment the page
-  showed it COMPLETED (Date.now(): the same machine's clock): mean target <= 0.5 s. It
-  also reports how many update requests the page made for them, against one per card per
-  second, which is what cards that poll on their own would have cost.
+- a page of 12 unfinished cards (made at once, the studio open on them): the update
+  requests it sends per second while any is unfinished (target <= 2: each is held by the
+  server until something changed), none once all finished (target 0, over the 3 s after),
+  and the lag from each generation's images stored (completed_at in the database) to the
+  page showing it COMPLETED (Date.now(): the same machine's clock): median target <= 0.5 s.
 
     .venv/bin/python tests/benchmarks/bench_page.py [--singles 5]
 
@@ -43,6 +43,7 @@ CHROMIUM = "/usr/bin/chromium"
 BATCH = 12
 CLICK_TARGET = 1.10
 LAG_TARGET = 0.5
+UPDATES_PER_SECOND_TARGET = 2
 
 # Installed before the page's own scripts: when Generate was clicked, and when each card
 # first showed COMPLETED, by the page's clocks.
@@ -86,6 +87,7 @@ def stack(folder):
         PIXAZO_BASE_URL=f"http://127.0.0.1:{simulator_port}{PREFIX}",
         Q_WORKERS="2",
         WEB_CONCURRENCY="2",
+        DOWNLOAD_ALLOW_PRIVATE_HOSTS="1",  # the simulator's images are on loopback
         LOG_LEVEL="WARNING",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     )
@@ -183,7 +185,9 @@ def main():
             processes.append(
                 start([sys.executable, "manage.py", "run_worker"], env, logs / "worker.log")
             )
-            web_command = ["gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{web_port}"]
+            # The Dockerfile's CMD, on a free port.
+            web_command = ["gunicorn", "--config", "python:config.gunicorn"]
+            web_command += ["--bind", f"127.0.0.1:{web_port}", "config.wsgi"]
             web = start(web_command, env, logs / "web.log")
             processes.append(web)
             wait_for_port(web_port, web, logs / "web.log")
@@ -212,17 +216,22 @@ def main():
                 # The batch, then the studio open on its 12 unfinished cards (a private
                 # view learns of new cards from its own Generate, not by asking).
                 updates = []
-                page.on("request", lambda r: updates.append(r.url) if "/updates/" in r.url else 0)
-                started = time.monotonic()
+                page.on(
+                    "request",
+                    lambda r: updates.append(time.monotonic()) if "/updates/" in r.url else 0,
+                )
                 batch = create_batch(owner, BATCH, prompt="lag benchmark")
                 page.goto(f"{base}/")
+                started = time.monotonic()
                 ids = [f"generation-{g.pk}" for g in batch]
                 page.wait_for_function(
                     "(ids) => ids.every((id) => id in window.__completed)",
                     arg=ids,
                     timeout=120_000,
+                    polling=20,
                 )
-                elapsed = time.monotonic() - started
+                finished = time.monotonic()
+                page.wait_for_timeout(3000)  # time for several more, were it still asking
                 shown = page.evaluate("window.__completed")
                 browser.close()
         finally:
@@ -244,18 +253,25 @@ def main():
             f"<= {CLICK_TARGET}",
             ratio <= CLICK_TARGET,
         )
-        mean_lag = statistics.fmean(lags)
+        median_lag = statistics.median(lags)
         row(
-            f"the page's lag, stored -> shown, {BATCH} at once: mean (max {max(lags):.2f} s)",
-            f"{mean_lag:.2f} s",
+            f"the page's lag, stored -> shown, {BATCH} at once: median (max {max(lags):.2f} s)",
+            f"{median_lag:.2f} s",
             f"<= {LAG_TARGET} s",
-            mean_lag <= LAG_TARGET,
+            median_lag <= LAG_TARGET,
         )
+        elapsed = finished - started
+        while_unfinished = [when for when in updates if started <= when <= finished]
+        rate = len(while_unfinished) / elapsed
         row(
-            f"  update requests for the {BATCH} cards in {elapsed:.1f} s "
-            f"(a poll per card per second: {round(BATCH * elapsed)})",
-            len(updates),
+            f"  update requests a second, {BATCH} unfinished cards ({len(while_unfinished)} "
+            f"in {elapsed:.1f} s; a poll per card per second: {round(BATCH * elapsed)})",
+            f"{rate:.2f}",
+            f"<= {UPDATES_PER_SECOND_TARGET}",
+            rate <= UPDATES_PER_SECOND_TARGET,
         )
+        after = len([when for when in updates if when > finished])
+        row("  update requests in the 3 s after all finished", after, 0, after == 0)
     print_rows("bench_page")
     return 0 if all(r[3] != "MISSED" for r in ROWS) else 1
 

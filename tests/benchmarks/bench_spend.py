@@ -129,6 +129,16 @@ def main():
     print(f"  {LONG:>8,} gens. | {long_ms:>8.1f} ms | {', '.join(map(str, sorted(long_q)))}")
     verdict = "OK" if ok else "MISSED"
     print(f"  {LONG:,} over {SHORT}: {ratio:.2f}x (target <= {TARGET}x, same queries): {verdict}")
+    from tests.benchmarks.bench_pipeline import print_rows, row
+
+    row(
+        f"Generate request, {LONG:,} generations over {SHORT} "
+        f"({long_ms:.1f} / {short_ms:.1f} ms; queries {sorted(long_q)} / {sorted(short_q)})",
+        f"{ratio:.2f}x",
+        f"<= {TARGET}x, same queries",
+        ok,
+    )
+    print_rows("bench_spend")
     return 0 if ok else 1
 
 
