@@ -90,6 +90,7 @@ def site(gateway, tmp_path_factory, django_db_setup, django_db_blocker):
         "PIXAZO_API_KEY": SIMULATOR_TEST_KEY,
         "PIXAZO_BASE_URL": gateway.base_url,
         "WEB_CONCURRENCY": "3",
+        "DOWNLOAD_ALLOW_PRIVATE_HOSTS": "1",  # the gateway stand-in's images are on loopback
         "Q_WORKERS": "2",
         "LOG_LEVEL": "WARNING",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
