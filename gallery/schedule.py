@@ -65,6 +65,10 @@ LIVE_MAX_BACKOFF_MS = 60_000
 # How often a held request's rows are looked at (one query a process for every held
 # request, gallery.changes): a change reaches the page this much later at most.
 LIVE_LOOK_SECONDS = 0.1
+# A held request that finds its only news is cards now saving their images waits this much
+# longer for them to be stored (a tenth of a second or two, usually): the page then asks
+# once for "Completed", not for "Saving images" and again half a second later.
+LIVE_SAVING_SECONDS = 0.4
 
 
 class Action(StrEnum):

@@ -56,6 +56,30 @@ def test_the_update_is_held_until_a_card_changes_then_answered_at_once(alice, ho
     assert lag < 1.0  # looked at every tenth of a second
 
 
+def test_images_being_saved_are_answered_once_stored_a_moment_later(alice, hold):
+    generation = make_generation(alice, status=S.IN_PROGRESS)
+    with ThreadPoolExecutor(1) as pool:
+        asking = pool.submit(held_updates(alice, generation))
+        time.sleep(0.5)
+        Generation.objects.filter(pk=generation.pk).update(status=S.DOWNLOADING)
+        time.sleep(0.15)  # storing the images
+        Generation.objects.filter(pk=generation.pk).update(status=S.COMPLETED)
+        response, _ = asking.result(timeout=5)
+    # One answer with the end, not "Saving images" and another request for "Completed".
+    assert 'data-status="COMPLETED"' in response.content.decode()
+
+
+def test_images_slow_to_save_are_shown_saving_meanwhile(alice, hold):
+    generation = make_generation(alice, status=S.IN_PROGRESS)
+    with ThreadPoolExecutor(1) as pool:
+        asking = pool.submit(held_updates(alice, generation))
+        time.sleep(0.5)
+        Generation.objects.filter(pk=generation.pk).update(status=S.DOWNLOADING)
+        response, took = asking.result(timeout=5)
+    assert 'data-status="DOWNLOADING"' in response.content.decode()
+    assert took < 1.5  # about LIVE_SAVING_SECONDS after it began saving, not the hold
+
+
 def test_a_change_the_page_does_not_show_keeps_it_waiting_until_the_hold_ends(
     alice, hold, monkeypatch
 ):

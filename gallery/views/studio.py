@@ -283,6 +283,7 @@ def studio_updates(request):
 
     visible = Generation.objects.visible_to(request.user).select_related("owner")
     gallery = filters.cleaned_data.get("gallery")
+    waited_for_saving = False
     while True:
         # Read first: a generation made while the cards are read is then still news.
         newest = changes.newest_pk() if anchor is not None else None
@@ -293,22 +294,25 @@ def studio_updates(request):
         if anchor is not None:
             arrivals = _view_generations(request, filters).filter(pk__gt=anchor)
             new = list(arrivals.exclude(pk__in=[*watched, *known])[:PAGE_SIZE])
-        if changed or gone or new:
+        news = changed or gone or new
+        # Images being stored are usually stored within a tenth of a second or two: when
+        # that is all the news, wait that long for COMPLETED, so the page asks once for both.
+        saving = (
+            changed
+            and not (gone or new or waited_for_saving)
+            and all(g.status == Generation.Status.DOWNLOADING for g in changed)
+        )
+        left = deadline - time.monotonic()
+        if news and not (saving and left > 0):
             prefetch_related_objects([*changed, *new], "images")
             context = {"changed": changed, "gone": gone, "new": new}
             return _live(render(request, f"{STUDIO}#updates", context))
-        left = deadline - time.monotonic()
         if left <= 0:
             return _live(HttpResponse(status=204))
+        waited_for_saving = waited_for_saving or saving
+        timeout = min(left, schedule.LIVE_SAVING_SECONDS) if saving else left
         try:
-            changes.wait(
-                changes.snapshot(current.values()),
-                newer_than=newest,
-                # A view of one gallery gets cards made in it; the caller's own view, theirs.
-                made_in={"gallery_id": gallery.pk} if gallery else {"owner_id": request.user.pk},
-                timeout=left,
-                key=(request.user.pk, page) if page else None,
-            )
+            _wait_for_changes(request, current, newest, gallery, page, timeout)
         except changes.Superseded:
             return _live(HttpResponse(status=204))  # the page asked again; it reads no more
         except changes.Busy:
@@ -316,6 +320,17 @@ def studio_updates(request):
             response = _live(HttpResponse(status=204))
             response["Retry-After"] = "2"
             return response
+
+
+def _wait_for_changes(request, current, newest, gallery, page, timeout):
+    changes.wait(
+        changes.snapshot(current.values()),
+        newer_than=newest,
+        # A view of one gallery gets cards made in it; the caller's own view, theirs.
+        made_in={"gallery_id": gallery.pk} if gallery else {"owner_id": request.user.pk},
+        timeout=timeout,
+        key=(request.user.pk, page) if page else None,
+    )
 
 
 def _live(response):

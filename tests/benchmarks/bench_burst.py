@@ -285,6 +285,10 @@ async def run_scenario(scenario, stack):
         )
     row(f"  one alone, click to stored (median of {SINGLES})", f"{alone:.2f} s")
     row(f"  the {scenario.people} Generate requests answered within", f"{posted:.2f} s")
+    row(
+        "  from the last Generate answered to all stored (the pipeline's share)",
+        f"{burst - posted:.2f} s",
+    )
     row("  result polls per generation (mean of the burst)", f"{polls:.1f}")
     row(f"  submissions for the {scenario.people}", submits, scenario.people, submits == len(pks))
     row("  CPU the host stole during the burst", f"{stolen:.1f} s")
