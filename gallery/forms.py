@@ -134,7 +134,8 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
         if generation.gallery_id is None:
             generation.gallery = Gallery.default_for(self.owner)
         if commit:
-            spend.reserve(spend.Ask.for_generation(generation), generation.save)
+            ask = spend.Ask.for_generation(generation)
+            _, self.limits_after = spend.reserve_and_tell(ask, generation.save)
         return generation
 
     def reserve(self):

@@ -25,7 +25,7 @@ both pass, from any number of processes and hosts.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -144,6 +144,10 @@ class Limit:
     def asks(self, ask):
         return ask.images if self.in_images else ask.cost
 
+    def after(self, ask):
+        """This limit once `ask` is reserved."""
+        return replace(self, used=self.used + self.asks(ask))
+
     def fits(self, ask):
         return self.asks(ask) <= self.left
 
@@ -195,19 +199,26 @@ def month_totals(keys):
 
 
 def _pending(user, gallery, scopes):
-    """What is reserved (PENDING: not sent yet) for each scope, in one query over the few
-    PENDING rows (the status index)."""
-    sums = {}
-    if Scope.PERSON in scopes:
-        sums["person"] = Sum("num_images", filter=Q(owner=user))
-    if Scope.GALLERY in scopes:
-        sums["gallery"] = Sum(cost_expression(), filter=Q(gallery=gallery), output_field=COST_FIELD)
-    if Scope.TEAM in scopes:
-        sums["team"] = Sum(cost_expression(), output_field=COST_FIELD)
-    if not sums:
+    """What is reserved (PENDING: not sent yet) for each scope: the few PENDING rows (the
+    status index), read once and priced here rather than in SQL (a CASE over the price
+    table cost more to build than the rows take to add up)."""
+    if not scopes:
         return {}
-    found = Generation.objects.filter(status=Generation.Status.PENDING).aggregate(**sums)
-    return {name: value or 0 for name, value in found.items()}
+    rows = Generation.objects.filter(status=Generation.Status.PENDING)
+    if Scope.TEAM not in scopes:
+        mine = Q(owner=user) if Scope.PERSON in scopes else Q(pk__in=[])
+        rows = rows.filter(mine | Q(gallery=gallery) if Scope.GALLERY in scopes else mine)
+    sums = {scope: 0 for scope in scopes}
+    fields = ("owner_id", "gallery_id", "quality", "image_size", "num_images")
+    for owner_id, gallery_id, quality, image_size, images in rows.values_list(*fields):
+        if Scope.PERSON in scopes and owner_id == user.pk:
+            sums[Scope.PERSON] += images
+        cost = price_per_image(quality, image_size) * images
+        if Scope.GALLERY in scopes and gallery is not None and gallery_id == gallery.pk:
+            sums[Scope.GALLERY] += cost
+        if Scope.TEAM in scopes:
+            sums[Scope.TEAM] += cost
+    return sums
 
 
 def limits_for(user, gallery, *, scopes=ALL_SCOPES, lock=False, now=None):
@@ -280,13 +291,18 @@ def reserve(ask, action, *, scopes=ALL_SCOPES):
     reservation: a PENDING generation), all in one transaction holding the write lock.
     Returns what `action` returns; raises Refused, and runs nothing, when it doesn't fit
     or the account waits for approval."""
+    return reserve_and_tell(ask, action, scopes=scopes)[0]
+
+
+def reserve_and_tell(ask, action, *, scopes=ALL_SCOPES):
+    """reserve(), and the limits as they stand after it: (what `action` returned, limits)."""
     with transaction.atomic():
         limits, waiting = _situation(ask.user, ask.gallery, scopes=scopes, lock=True)
         if waiting:  # nothing is sent before an operator agrees
             raise Refused(AWAITING_APPROVAL)
         if refused := refusal_for(ask, limits):
             raise refused
-        return action()
+        return action(), [limit.after(ask) for limit in limits]
 
 
 def retry(generation):
@@ -335,10 +351,13 @@ class Quote:
         return self.refused.message
 
 
-def quote(user, gallery, quality, image_size, num_images):
+def quote(user, gallery, quality, image_size, num_images, *, limits=None):
     """The price of a request and what is left of each limit (no lock: a preview; the
-    reservation checks again when it is made)."""
+    reservation checks again when it is made). `limits`, as a reservation just left them
+    (reserve_and_tell), spare reading them again."""
     ask = Ask.of(user, gallery, quality, image_size, num_images)
+    if limits is not None:
+        return Quote(ask, price_per_image(quality, image_size), limits, refusal_for(ask, limits))
     limits, waiting = _situation(user, gallery)
     refused = Refused(AWAITING_APPROVAL) if waiting else refusal_for(ask, limits)
     return Quote(ask, price_per_image(quality, image_size), limits, refused)

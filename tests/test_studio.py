@@ -156,8 +156,10 @@ def test_generate_with_htmx_keeps_the_prompt_and_sends_the_new_card_to_the_top(
     assert generation.gallery == Gallery.default_for(alice)
     assert enqueued == [generation]
     html = response.content.decode()
-    assert prompt_in_form(html) == "a red kite over the dunes"  # kept for the next try
-    assert '<option value="1536x1024" selected>' in html
+    # The form is left as it is (prompt kept for the next try): only what changed comes.
+    assert response["HX-Reswap"] == "none"
+    assert 'id="generate-form"' not in html
+    assert '<div id="price" hx-swap-oob="innerHTML">' in html
     assert 'hx-swap-oob="afterbegin:#generation-grid"' in html
     assert f'id="generation-{generation.pk}"' in html and 'data-status="PENDING"' in html
 

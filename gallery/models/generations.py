@@ -236,6 +236,10 @@ class Generation(models.Model):
             # The studio and gallery pages: a user's newest first.
             models.Index(fields=["owner", "-created_at"], name="generation_owner_newest"),
             models.Index(fields=["gallery", "-created_at"], name="generation_gallery_newest"),
+            # What is reserved (PENDING) for one person or one gallery (gallery/spend.py):
+            # without these, SQLite walks all of someone's generations to find the few.
+            models.Index(fields=["owner", "status"], name="generation_owner_status"),
+            models.Index(fields=["gallery", "status"], name="generation_gallery_status"),
             # Operators search by the provider's id.
             models.Index(fields=["request_id"], name="generation_request_id"),
         ]

@@ -188,25 +188,38 @@ def _vary_on_htmx(response):
 @require_POST
 @login_required
 def generate(request):
-    galleries = _visible_galleries(request)
-    form = _generation_form(request, galleries, request.POST)
+    form = _generation_form(request, [], request.POST)
     # A refusal (a limit it would break, or approval) joins the form's errors: nothing sent.
     if form.is_valid() and (generation := form.reserve()):
         tasks.enqueue_submit(generation)
         if not request.htmx:
             # The form comes back filled with these settings, as it does with htmx.
             return redirect(f"{reverse('studio')}?use={generation.pk}")
-        # The same (valid) form keeps the prompt for a quick next try; the new card goes
-        # to the top of the grid out of band, and joins the page's live updates.
-        generation = generation_for_user(request.user, generation.pk)
-        context = _with_price(form, galleries, generation=generation, is_new=True)
-        return render(request, f"{STUDIO}#generated", context)
+        # The form stays as it is, prompt and all, for a quick next try: only the new card
+        # (to the top of the grid, joining the page's live updates), the price and the
+        # month's usage are sent, out of band. The card is the caller's own, just made.
+        _as_seen_by_its_maker(generation)
+        context = _with_price(form, [generation.gallery], generation=generation, is_new=True)
+        response = render(request, f"{STUDIO}#generated", context)
+        response["HX-Reswap"] = "none"
+        return response
+    galleries = _visible_galleries(request)
+    form.fields["gallery"].offer(g for g in galleries if g.role.can_contribute)
     if request.htmx:
         return render(request, f"{STUDIO}#generate-form", _with_price(form, galleries))
     # Without JavaScript: the whole page again, errors beside their fields, nothing saved.
     context = _gallery_context(request, galleries)
     context["live"] = _live_config(request, context)
     return render(request, STUDIO, {**context, **_with_price(form, galleries)})
+
+
+def _as_seen_by_its_maker(generation):
+    """What Generation.objects.visible_to(maker) annotates, for one they just saved: they
+    made it, in a gallery they may add to (the form's choice, with their role), unstarred."""
+    generation.caller_is_maker = True
+    generation.caller_favourite = False
+    generation.caller_role = getattr(generation.gallery, "caller_role", Role.OWNER.value)
+    return generation
 
 
 @require_GET
@@ -238,7 +251,12 @@ def _quote(form, galleries=()):
         mine = (g for g in galleries if g.is_default and g.owner_id == form.owner.pk)
         gallery = next(mine, None) or Gallery.default_for(form.owner)
     return spend.quote(
-        form.owner, gallery, value("quality"), value("image_size"), int(value("num_images"))
+        form.owner,
+        gallery,
+        value("quality"),
+        value("image_size"),
+        int(value("num_images")),
+        limits=getattr(form, "limits_after", None),  # a reservation just read them
     )
 
 
