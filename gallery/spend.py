@@ -40,7 +40,6 @@ from django.db.models import (
     OuterRef,
     Q,
     Subquery,
-    Sum,
     Value,
     When,
 )
@@ -204,7 +203,7 @@ def _pending(user, gallery, scopes):
     table cost more to build than the rows take to add up)."""
     if not scopes:
         return {}
-    rows = Generation.objects.filter(status=Generation.Status.PENDING)
+    rows = Generation.objects.filter(status=Generation.Status.PENDING).order_by()
     if Scope.TEAM not in scopes:
         mine = Q(owner=user) if Scope.PERSON in scopes else Q(pk__in=[])
         rows = rows.filter(mine | Q(gallery=gallery) if Scope.GALLERY in scopes else mine)
@@ -395,15 +394,11 @@ class Usage:
 
 
 def monthly_usage(user, now=None):
-    """`user`'s month: what the ledger counts, what is reserved for them, their quota; one
-    query, whatever their history (the month's total row and the few PENDING rows)."""
+    """`user`'s month: what the ledger counts, what is reserved for them, their quota; two
+    small queries whatever their history (the month's total row beside the quota, and the
+    few PENDING rows, priced here)."""
     month = month_of(now)
     total = UsageTotal.objects.filter(scope=Scope.PERSON, month=month, user=OuterRef("pk"))
-    reserved = (
-        Generation.objects.filter(status=Generation.Status.PENDING, owner=OuterRef("pk"))
-        .order_by()
-        .values("owner")
-    )
     quota = Quota.objects.filter(user=OuterRef("pk")).values("monthly_images")[:1]
     row = (
         get_user_model()
@@ -412,22 +407,22 @@ def monthly_usage(user, now=None):
             monthly_images=Subquery(quota),
             images=Subquery(total.values("images")[:1]),
             cost=Subquery(total.values("cost")[:1]),
-            reserved_images=Subquery(reserved.annotate(n=Sum("num_images")).values("n")),
-            reserved_cost=Subquery(
-                reserved.annotate(c=Sum(cost_expression(), output_field=COST_FIELD)).values("c"),
-                output_field=COST_FIELD,
-            ),
         )
         .get()
     )
-    reserved_images = row["reserved_images"] or 0
+    # Unordered: ordered, SQLite walks the person's newest-first index instead.
+    reserved = Generation.objects.filter(owner=user, status=Generation.Status.PENDING).order_by()
+    reserved_images, reserved_cost = 0, Decimal(0)
+    for quality, image_size, count in reserved.values_list("quality", "image_size", "num_images"):
+        reserved_images += count
+        reserved_cost += price_per_image(quality, image_size) * count
     images = (row["images"] or 0) + reserved_images
     limits = []
     if row["monthly_images"] is not None:
         limits.append(Limit(Scope.PERSON, "your monthly quota", row["monthly_images"], images))
     return Usage(
         images=images,
-        cost=(row["cost"] or Decimal(0)) + (row["reserved_cost"] or Decimal(0)),
+        cost=(row["cost"] or Decimal(0)) + reserved_cost,
         reserved=reserved_images,
         since=month_start(now),
         limits=limits,
