@@ -63,10 +63,11 @@ def test_twelve_unfinished_cards_cost_one_held_request_at_a_time_and_then_none(
     # None after the last card finished (the answer that finished it was the last).
     assert all(opened <= when <= finished for when in updates)
     # One request at a time for all twelve, never sooner than the gap after the last
-    # began (timers may fire a few ms early): at most two a second, never one per card.
+    # began (the scheduler times the gap from its own clock reading, a few ms before htmx
+    # sends, and timers may fire early): at most two a second, never one per card.
     sent = page.evaluate("window.__sent")
     gaps = [later - earlier for earlier, later in pairwise(sent)]
-    assert len(sent) >= 2 and min(gaps) >= LIVE_MIN_GAP_MS - 5
+    assert len(sent) >= 2 and min(gaps) >= LIVE_MIN_GAP_MS - 25
     assert len(updates) / (finished - opened) <= 1000 / LIVE_MIN_GAP_MS
     assert not any("/card/" in url for _, url in requests)
     assert updating["most"] == 1

@@ -5,6 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Q, Sum
@@ -85,7 +86,7 @@ def test_the_upgrade_keeps_everyones_usage_and_cost_this_month_and_last():
     MigrationExecutor(connection).migrate(latest)
 
     def after(person, month):
-        user = type(person).objects.get(pk=person.pk)
+        user = get_user_model().objects.get(pk=person.pk)
         if month == "this":
             usage = spend.monthly_usage(user)
             return usage.images, usage.cost
