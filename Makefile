@@ -35,7 +35,8 @@ install-test: $(BIN)/.installed-test
 browser:
 	@command -v chromium >/dev/null || { \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/tmp/darkroom-apt.log 2>&1 \
+				|| { cat /tmp/darkroom-apt.log; exit 1; }; \
 		else echo "chromium is missing and apt is not usable: browser tests will be skipped" >&2; fi; }
 
 # The OpenID Connect provider the sign-in tests run against (npm oidc-provider, on Node);
@@ -76,7 +77,8 @@ HAVE_POSTGRES = ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 postgres:
 	@$(HAVE_POSTGRES) || { \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/tmp/darkroom-apt.log 2>&1 \
+				|| { cat /tmp/darkroom-apt.log; exit 1; }; \
 		else echo "PostgreSQL is missing and apt is not usable: PostgreSQL tests will be skipped" >&2; fi; }
 
 # The database-sensitive tests again, on a throwaway PostgreSQL cluster (.ci/with-postgres).

@@ -28,7 +28,7 @@ PR_SET_PDEATHSIG = 1
 
 class StopSignals:
     """SIGINT and SIGTERM set a flag instead of unwinding wherever the code happens to be;
-    a second one asks for haste."""
+    a second one asks for haste. One per process: `stop_signals()`."""
 
     def __init__(self):
         self.count = 0
@@ -41,6 +41,22 @@ class StopSignals:
     @property
     def requested(self):
         return self.count > 0
+
+
+_stop_signals = None
+
+
+def stop_signals():
+    """The process's StopSignals, installed on the first call.
+
+    manage.py calls it first thing for the launchers, before Django is imported: a Ctrl+C
+    during those imports used to raise KeyboardInterrupt inside an import lock's weakref
+    callback, where Python only prints "Exception ignored" and goes on, so the launcher
+    started every process and never stopped them (seen in CI, 0.1 s into `make run`)."""
+    global _stop_signals  # noqa: PLW0603 - one set of signal handlers per process
+    if _stop_signals is None:
+        _stop_signals = StopSignals()
+    return _stop_signals
 
 
 def die_with_parent():

@@ -122,6 +122,10 @@ def make_run(tmp_path):
         ("as the processes are started", signal.SIGINT),
         ("0.05 s after the processes are started", signal.SIGINT),
         ("0.1 s after the processes are started", signal.SIGINT),
+        # While run_procfile imports Django: a KeyboardInterrupt raised inside an import
+        # lock's callback was only printed ("Exception ignored"), and everything started.
+        ("0.2 s after the processes are started", signal.SIGINT),
+        ("0.3 s after the processes are started", signal.SIGINT),
         ("before the worker starts", signal.SIGINT),
         ("while the worker starts", signal.SIGINT),
         ("while the worker starts", signal.SIGTERM),

@@ -38,7 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--procfile", default=str(settings.BASE_DIR / "Procfile"))
 
     def handle(self, *args, names, procfile, **options):
-        stop = processes.StopSignals()
+        stop = processes.stop_signals()
         processes.die_with_parent()
         commands = read_procfile(Path(procfile))
         unknown = [name for name in names if name not in commands]

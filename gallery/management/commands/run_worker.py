@@ -42,7 +42,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, state_file, **options):
-        stop = processes.StopSignals()
+        stop = processes.stop_signals()
         # honcho, a shell, a container runtime: whatever started us, we go when it does.
         processes.die_with_parent()
         state_file = os.path.abspath(state_file)
