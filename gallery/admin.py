@@ -20,6 +20,7 @@ from django.db.models import (
     Count,
     DecimalField,
     ExpressionWrapper,
+    F,
     OuterRef,
     Q,
     Subquery,
@@ -464,13 +465,16 @@ class ShareLinkState(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("live", "Live"), ("expired", "Expired"), ("revoked", "Revoked")]
+        return [(state.value, state.label) for state in ShareLink.State]
 
     def queryset(self, request, queryset):
         now = timezone.now()
+        used_up = Q(max_views__isnull=False, view_count__gte=F("max_views"))
         match self.value():
             case "live":
-                return queryset.live(now)
+                return queryset.live(now).exclude(used_up)
+            case "used_up":
+                return queryset.live(now).filter(used_up)
             case "expired":
                 return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
             case "revoked":
@@ -485,7 +489,7 @@ class ShareLinkAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         "gallery",
         "owner",
         "state",
-        "view_count",
+        "views",
         "expires_at",
         "revoked_at",
         "created_at",
@@ -495,9 +499,31 @@ class ShareLinkAdmin(DarkroomAdminMixin, admin.ModelAdmin):
     search_fields = ["label", "gallery__name", "gallery__owner__username", "gallery__owner__email"]
     date_hierarchy = "created_at"
     actions = ["revoke_links"]
-    # The token is a password for the gallery: it is never shown here.
-    fields = ["gallery", "label", "expires_at", "state", "view_count", "revoked_at", "created_at"]
-    readonly_fields = ["gallery", "state", "view_count", "revoked_at", "created_at"]
+    # The token is a password for the gallery, and the link's password is stored hashed:
+    # neither is shown here, only whether there is one.
+    fields = [
+        "gallery",
+        "label",
+        "state",
+        "expires_at",
+        "max_views",
+        "view_count",
+        "last_opened_at",
+        "allow_downloads",
+        "show_prompts",
+        "password_protected",
+        "revoked_at",
+        "created_at",
+    ]
+    readonly_fields = [
+        "gallery",
+        "state",
+        "view_count",
+        "last_opened_at",
+        "password_protected",
+        "revoked_at",
+        "created_at",
+    ]
 
     def has_add_permission(self, request):
         return False
@@ -508,11 +534,23 @@ class ShareLinkAdmin(DarkroomAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="State")
     def state(self, link):
-        if link.revoked_at is not None:
-            return badge("Revoked", "neutral")
-        if not link.is_live:
-            return badge("Expired", "warn")
-        return badge("Live", "ok")
+        tone = {
+            ShareLink.State.LIVE: "ok",
+            ShareLink.State.USED_UP: "warn",
+            ShareLink.State.EXPIRED: "warn",
+            ShareLink.State.REVOKED: "neutral",
+        }
+        return badge(link.state.label, tone[link.state])
+
+    @admin.display(description="Views", ordering="view_count")
+    def views(self, link):
+        if link.max_views is None:
+            return link.view_count
+        return f"{link.view_count} of {link.max_views}"
+
+    @admin.display(description="Password", boolean=True)
+    def password_protected(self, link):
+        return bool(link.password)
 
     @admin.action(description="Revoke selected share links", permissions=["change"])
     def revoke_links(self, request, queryset):

@@ -1,6 +1,7 @@
 """Operators' admin: finding generations, fixing failures, revoking links, staying fast."""
 
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -223,6 +224,31 @@ def test_the_revoke_action_revokes_share_links(staff_client, alice):
     other.refresh_from_db()
     assert not live.is_live
     assert other.is_live
+
+
+def test_a_share_links_settings_show_in_admin_without_its_password(staff_client, alice):
+    gallery = Gallery.default_for(alice)
+    link = ShareLink(gallery=gallery, label="for the printer", max_views=3, view_count=3)
+    link.set_password("hunter2-correct-horse")
+    link.allow_downloads = False
+    link.save()
+
+    listing = staff_client.get("/admin/gallery/sharelink/").text
+    page = staff_client.get(f"/admin/gallery/sharelink/{link.pk}/change/").text
+
+    assert "Used up" in listing
+    assert "3 of 3" in listing
+    fresh = ShareLink.objects.create(gallery=gallery, label="for the client")
+    used_up = staff_client.get("/admin/gallery/sharelink/?state=used_up").text
+    live = staff_client.get("/admin/gallery/sharelink/?state=live").text
+    assert "for the printer" in used_up and fresh.label not in used_up
+    assert fresh.label in live and "for the printer" not in live
+    assert 'name="max_views" value="3"' in page
+    assert '<input type="checkbox" name="allow_downloads" id="id_allow_downloads">' in page
+    assert 'name="show_prompts" id="id_show_prompts" checked>' in page
+    assert re.search(r"Password:</label>\s*<div class=\"readonly\"><img[^>]*alt=\"True\"", page)
+    assert link.password not in page
+    assert "hunter2" not in page
 
 
 # -- staying fast ---------------------------------------------------------------------------
