@@ -4,6 +4,7 @@
 - generations: `Generation` (the state machine), its `Image` rows, `Favourite`
 - renditions: `DisplayRendition`, the WebP a page shows instead of an original
 - sharing: `ShareLink`
+- tokens: `ApiToken`, a person's key for scripts and tools (gallery/api/)
 - spending: the usage ledger (`UsageEntry`), its month totals (`UsageTotal`), `TeamBudget`
 - accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
   `Invitation`s that bring people in
@@ -47,6 +48,7 @@ from gallery.models.generations import (
 from gallery.models.ops import Lease, MetricCounter, Sighting, Throttle
 from gallery.models.renditions import DisplayRendition, display_of
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
+from gallery.models.tokens import ApiToken, ApiTokenQuerySet
 from gallery.models.spending import (
     TeamBudget,
     UsageEntry,
@@ -57,6 +59,8 @@ from gallery.models.spending import (
 
 __all__ = [
     "AccountApproval",
+    "ApiToken",
+    "ApiTokenQuerySet",
     "BACKGROUNDS",
     "DisplayRendition",
     "IMAGE_SIZES",
