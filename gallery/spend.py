@@ -17,8 +17,9 @@ but the provider's own failure.
 The limits: the person's monthly image quota (`Quota`, set by staff), the gallery's monthly
 budget (`Gallery.monthly_budget`, set by its owner), the team's monthly budget
 (`TeamBudget`, set by staff), and for a request made through an API token, the token's
-own monthly image cap (`ApiToken.monthly_images`, set by its owner). `reserve()` is the one door: the generate form, the API, a
-retry in the studio or in admin, and moving a generation that is not sent yet all call it.
+own monthly image cap (`ApiToken.monthly_images`, set by its owner). `reserve()` is the
+one door: the generate form, the API, a retry in the studio or in admin, and moving a
+generation that is not sent yet all call it.
 In one transaction it takes the write lock (SQLite's IMMEDIATE transactions; on PostgreSQL
 a row lock on each limit's month total), checks every limit that applies and only then
 runs the action that saves the reservation. Two requests racing for the last room can't

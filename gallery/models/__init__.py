@@ -48,7 +48,6 @@ from gallery.models.generations import (
 from gallery.models.ops import Lease, MetricCounter, Sighting, Throttle
 from gallery.models.renditions import DisplayRendition, display_of
 from gallery.models.sharing import ShareLink, ShareLinkQuerySet, new_share_token
-from gallery.models.tokens import ApiToken, ApiTokenQuerySet
 from gallery.models.spending import (
     TeamBudget,
     UsageEntry,
@@ -56,6 +55,7 @@ from gallery.models.spending import (
     month_of,
     price_per_image,
 )
+from gallery.models.tokens import ApiToken, ApiTokenQuerySet
 
 __all__ = [
     "AccountApproval",
