@@ -77,14 +77,22 @@ def wait(seen, *, newer_than=None, made_in=None, timeout, key=None):
 
 def wait_until_finished(pks, *, timeout):
     """Block until every generation of `pks` is finished (COMPLETED, FAILED, CANCELLED) or
-    gone, or `timeout` seconds pass. Returns the generations as last read. Raises Busy."""
+    gone, or `timeout` seconds pass, or the server stops. Returns the generations as last
+    read. Raises Busy."""
     deadline = time.monotonic() + timeout
     while True:
         generations = list(Generation.objects.filter(pk__in=pks))
         left = deadline - time.monotonic()
-        if all(g.is_finished for g in generations) or left <= 0:
+        if all(g.is_finished for g in generations) or left <= 0 or _watcher().stopping:
             return generations
         wait({pk: None for pk in pks} | snapshot(generations), timeout=left)
+
+
+def may_wait():
+    """Whether a request of this process may begin to wait now: fewer than
+    WAITING_REQUESTS_PER_PROCESS wait already, and the server is not stopping. Ask before
+    doing what the wait is for (the OpenAI-compatible endpoint asks before it generates)."""
+    return _watcher().has_room()
 
 
 def release(key):
@@ -151,6 +159,14 @@ class Watcher:
     def release(self, key):
         with self._lock:
             self._release(key)
+
+    @property
+    def stopping(self):
+        return self._stopping
+
+    def has_room(self):
+        with self._lock:
+            return not self._stopping and len(self._waiters) < self.most_waiting
 
     def _release(self, key):
         for waiter in self._waiters:

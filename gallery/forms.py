@@ -16,6 +16,7 @@ from gallery.models import (
     OUTPUT_FORMATS,
     PROMPT_MAX_LENGTH,
     QUALITIES,
+    ApiToken,
     Gallery,
     GalleryMember,
     Generation,
@@ -88,6 +89,9 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
         empty_label=None,
         error_messages={"invalid_choice": "You can't add images to that gallery."},
     )
+
+    # Why the last reserve() was refused (a spend.Refused), if it was.
+    refused = None
 
     class Meta:
         model = Generation
@@ -468,3 +472,36 @@ class StudioFilterForm(forms.Form):
 
     def is_filtering(self):
         return any(getattr(self, "cleaned_data", {}).values())
+
+
+class ApiTokenForm(LabelsAbove, forms.ModelForm):
+    """A new personal API token: its name, what it may do, its own monthly cap, where its
+    images go (a gallery its owner may add to)."""
+
+    gallery = GalleryChoiceField(
+        queryset=Gallery.objects.none(),
+        required=False,
+        empty_label="Your default gallery",
+        help_text=ApiToken._meta.get_field("gallery").help_text,
+        error_messages={"invalid_choice": "You can't add images to that gallery."},
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "access", "monthly_images", "gallery"]
+        widgets = {
+            "name": forms.TextInput(attrs={"placeholder": "Open WebUI, nightly catalogue…"}),
+            "access": forms.RadioSelect,
+            "monthly_images": forms.NumberInput(attrs={"min": "1", "placeholder": "No cap"}),
+        }
+        labels = {"access": "It may"}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, instance=ApiToken(user=user), **kwargs)
+        self.fields["gallery"].queryset = Gallery.objects.editable_by(user).select_related("owner")
+
+    def clean_monthly_images(self):
+        cap = self.cleaned_data["monthly_images"]
+        if cap is not None and cap < 1:
+            raise forms.ValidationError("A cap of at least 1 image, or empty for none.")
+        return cap

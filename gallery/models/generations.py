@@ -64,6 +64,13 @@ class GenerationQuerySet(models.QuerySet):
     def unfinished(self):
         return self.filter(status__in=Generation.UNFINISHED)
 
+    def older_than(self, pk):
+        """Keyset pagination: these after generation `pk` in newest-first order (the
+        studio's "load more" and the API's `next`). Unlike page numbers it stays right
+        while new generations appear at the top."""
+        anchor = models.Subquery(Generation.objects.filter(pk=pk).values("created_at")[:1])
+        return self.filter(Q(created_at__lt=anchor) | Q(created_at=anchor, pk__lt=pk))
+
     def completed(self):
         return self.filter(status=Generation.Status.COMPLETED)
 
