@@ -2,7 +2,8 @@
 processes: the Dockerfile's gunicorn (three worker processes) in front of the test database,
 the Procfile's worker, and a gateway stand-in that counts every image it is asked for.
 
-Each scenario is something a person can do in a browser (or a script can do at once): make
+Each scenario is something a person can do in a browser (or a script can do at once, through
+the API with the official `openai` package): make
 and delete, post many at once, cancel and retry in a loop, move between galleries, an
 operator retrying from admin, two members hitting a gallery's budget together. In each, the
 gateway receives no more images than the limit allows. Before the usage ledger, each let
@@ -28,7 +29,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from gallery.models import Gallery, Generation, Quota, Role
+from gallery.models import ApiToken, Gallery, Generation, Quota, Role
 from gallery.simulator import GatewaySimulator, SimulatorConfig
 from tests.pipeline_fixtures import database_url
 from tests.races import race
@@ -268,3 +269,53 @@ def test_two_members_hitting_a_gallery_budget_at_once_never_pass_it(site, gatewa
     assert sent_so_far(gateway, before) == 2
     assert all(code == 200 for code in answers)  # the refused ones see why, on the form
     assert campaign.generations.count() == 2
+
+
+# -- the API (issue 21): the openai package's requests meet the same one reservation ---------
+
+
+def generate_as_openai_does(url, token, prompt):
+    """One images.generate call (a module-level function: it runs in racing processes):
+    the number of images it returned, or the status code it raised."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=token, max_retries=0, timeout=120)
+    try:
+        return len(client.images.generate(prompt=prompt, quality="low", n=1).data)
+    except openai.APIStatusError as error:
+        return error.status_code
+
+
+def token_of(user, **fields):
+    token = ApiToken(user=user, name=fields.pop("name", "burst"), **fields)
+    token.save()
+    return token.token
+
+
+def test_more_openai_requests_at_once_than_the_quota_allows_never_pass_it(site, gateway, person):
+    Quota.objects.create(user=person, monthly_images=3)
+    token = token_of(person)
+    before = images_sent(gateway)
+
+    answers = race(generate_as_openai_does, [(site["url"], token, f"kite {n}") for n in range(8)])
+    wait_until_settled(site)
+
+    assert images_sent(gateway) - before == 3  # the whole quota, and not one image more
+    assert sorted(answers, key=str) == [1, 1, 1, 429, 429, 429, 429, 429]
+    assert Generation.objects.filter(owner=person).count() == 3
+
+
+def test_a_tokens_cap_and_its_owners_quota_hold_together_at_once(site, gateway, person):
+    Quota.objects.create(user=person, monthly_images=5)
+    capped, free = token_of(person, name="capped", monthly_images=2), token_of(person)
+    before = images_sent(gateway)
+
+    calls = [(site["url"], capped, "capped")] * 4 + [(site["url"], free, "free")] * 4
+    answers = race(generate_as_openai_does, calls)
+    wait_until_settled(site)
+
+    # Six asked within the quota's five, two at most of them through the capped token.
+    assert images_sent(gateway) - before == answers.count(1) == 5
+    made = Generation.objects.filter(owner=person)
+    assert made.count() == 5
+    assert 1 <= made.filter(api_token__name="capped").count() <= 2
