@@ -564,7 +564,7 @@ def api_world(people, world, monkeypatch):
     # Nothing is sent (the pipeline isn't running), and the OpenAI-compatible endpoint
     # answers at once rather than wait for a pipeline that isn't there.
     monkeypatch.setattr(tasks, "enqueue_submit", lambda generation: None)
-    monkeypatch.setattr(changes, "wait_until_finished", lambda pks, timeout: [])
+    monkeypatch.setattr(changes, "wait_until_finished", lambda pks, **waiting: [])
     tokens = {
         actor: ApiToken.objects.create(user=user, name="script").token
         for actor, user in people.items()

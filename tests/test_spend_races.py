@@ -2,10 +2,10 @@
 processes: the Dockerfile's gunicorn (three worker processes) in front of the test database,
 the Procfile's worker, and a gateway stand-in that counts every image it is asked for.
 
-Each scenario is something a person can do in a browser (or a script can do at once, through
-the API with the official `openai` package): make
-and delete, post many at once, cancel and retry in a loop, move between galleries, an
-operator retrying from admin, two members hitting a gallery's budget together. In each, the
+Each scenario is something a person can do in a browser (or a script can do at once, also
+through the API with the official `openai` package): make and delete, post many at once,
+cancel and retry in a loop, move between galleries, an operator retrying from admin, two
+members hitting a gallery's budget together. In each, the
 gateway receives no more images than the limit allows. Before the usage ledger, each let
 more through (measured on the code of 2026-12-01: 9 images for a quota of 4 after deleting
 two and posting eight at once; 7 for a quota of 2 by cancelling and retrying six times).
@@ -13,6 +13,7 @@ two and posting eight at once; 7 for a quota of 2 by cancelling and retrying six
 Marked `postgres`: `make test` runs them again on a real PostgreSQL server.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -72,11 +73,19 @@ def images_sent(gateway):
 @pytest.fixture(scope="module")
 def site(gateway, tmp_path_factory, django_db_setup, django_db_blocker):
     """gunicorn as the Dockerfile runs it, and the Procfile's worker, on the test database."""
-    from django.conf import settings
-
-    tmp = tmp_path_factory.mktemp("races")
     with django_db_blocker.unblock():
         url = database_url()
+    with running_site(gateway, tmp_path_factory.mktemp("races"), url) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_site(gateway, tmp, url, **env):
+    """The Dockerfile's gunicorn and the Procfile's worker on the database at `url`, with
+    the gateway stand-in `gateway`: {"url", "log", "worker"}. `env` overrides the
+    environment (WEB_CONCURRENCY is 3 unless it says otherwise)."""
+    from django.conf import settings
+
     env = {
         **os.environ,
         "DEBUG": "0",
@@ -95,7 +104,9 @@ def site(gateway, tmp_path_factory, django_db_setup, django_db_blocker):
         "Q_WORKERS": "2",
         "LOG_LEVEL": "WARNING",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        **env,
     }
+    env = {name: value for name, value in env.items() if value is not None}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"]
     subprocess.run(collect, cwd=ROOT, env=env, check=True, timeout=120)

@@ -108,16 +108,18 @@ def images_generations(request):
     if problem:
         return problem
     data, response_format = params
-    if not changes.may_wait():
-        # Nothing made yet: the client may come back (the package retries after this).
+    try:
+        # A place to wait first, so nothing is made that this request then can't wait for.
+        with changes.waiting_room():
+            form = GenerationForm(data, owner=token.user, api_token=token)
+            if not (form.is_valid() and (generation := form.reserve())):
+                return _not_accepted(form)
+            tasks.enqueue_submit(generation)
+            return _answer(request, generation, response_format)
+    except changes.Busy:
+        # Nothing made: the client may come back (the package retries after this).
         message = "Too many image requests are waiting on this server: try again shortly."
         return openai_error(429, message, kind="server_busy", code="busy", retry_after=2)
-
-    form = GenerationForm(data, owner=token.user, api_token=token)
-    if not (form.is_valid() and (generation := form.reserve())):
-        return _not_accepted(form)
-    tasks.enqueue_submit(generation)
-    return _answer(request, generation, response_format)
 
 
 def _not_accepted(form):
@@ -141,15 +143,9 @@ def _not_accepted(form):
 
 def _answer(request, generation, response_format):
     studio = request.build_absolute_uri(generation.get_absolute_url())
-    try:
-        found = changes.wait_until_finished([generation.pk], timeout=settings.OPENAI_COMPAT_TIMEOUT)
-    except changes.Busy:
-        found = []
-        message = (
-            f"This server can't hold more waiting requests: the images are still being made, "
-            f"see {studio}"
-        )
-        return openai_error(503, message, kind="server_error", code="busy", retry=False)
+    found = changes.wait_until_finished(
+        [generation.pk], timeout=settings.OPENAI_COMPAT_TIMEOUT, in_room=True
+    )
     generation = found[0] if found else None
     if generation is None:
         return openai_error(409, "The generation was deleted before it finished.", retry=False)
@@ -164,6 +160,12 @@ def _answer(request, generation, response_format):
     if generation.status == S.CANCELLED:
         message = "The generation was cancelled (in the studio) before it finished."
         return openai_error(409, message, code="generation_cancelled", retry=False)
+    if changes.stopping():
+        message = (
+            f"The server is restarting: the generation goes on, and its images will be in "
+            f"the studio at {studio}"
+        )
+        return openai_error(503, message, kind="server_error", code="restarting", retry=False)
     seconds = round(settings.OPENAI_COMPAT_TIMEOUT)
     message = (
         f"Not finished after {seconds} s (it is {generation.get_status_display().lower()}): it "
