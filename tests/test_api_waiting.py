@@ -63,8 +63,8 @@ def test_eight_waiting_requests_leave_the_studio_answering_in_the_shipped_server
     slow_gateway, tmp_path, alice
 ):
     token = ApiToken.objects.create(user=alice, name="Open WebUI").token
-    # The Dockerfile's command with the shipped settings: no WEB_CONCURRENCY or WEB_THREADS.
-    shipped = running_site(slow_gateway, tmp_path, database_url(), WEB_CONCURRENCY=None)
+    # The Dockerfile's command and its WEB_CONCURRENCY (3), config/gunicorn.py's threads (64).
+    shipped = running_site(slow_gateway, tmp_path, database_url(), WEB_THREADS=None)
     with shipped as site, ThreadPoolExecutor(8) as pool:
         waiting = [pool.submit(generate, site["url"], token, f"slow kite {n}") for n in range(8)]
         wait_for(lambda: Generation.objects.filter(owner=alice).count() == 8)
