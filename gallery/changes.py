@@ -19,7 +19,9 @@ five hundred. A waiting request holds its server thread (gunicorn's gthread work
 config/gunicorn.py) but no CPU, no query and no database connection (call `wait` outside
 a transaction: it closes the thread's connection); at most `WAITING_REQUESTS_PER_PROCESS`
 wait at once, so the threads left over always serve the rest of the site: `wait` raises
-`Busy` when that many already wait (answer at once, and ask the client to come back).
+`Busy` when that many already wait (answer at once, and ask the client to come back). A
+request that would make something and then wait for it takes its place first, with
+`waiting_room()`, so it is turned away before it makes anything.
 """
 
 import contextlib
