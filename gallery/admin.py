@@ -726,7 +726,7 @@ class ApiTokenAdmin(DarkroomAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke_tokens(self, request, queryset):
         revoked = sum(token.revoke() for token in queryset.filter(revoked_at__isnull=True))
         self.message_user(

@@ -4,6 +4,7 @@ qcluster subprocess. What it makes is a normal generation, in its owner's studio
 
 import base64
 import io
+import time
 
 import httpx
 import openai
@@ -172,3 +173,18 @@ def test_taking_longer_than_the_timeout_is_a_504_and_the_generation_goes_on(
     generation = Generation.objects.get()
     assert f"/generations/{generation.pk}/" in raised.value.message
     assert generation.status not in (S.FAILED, S.CANCELLED)
+
+
+def test_the_rest_api_over_http_makes_a_generation_and_serves_its_image(site, alice):
+    token = new_token(alice).token
+    api = httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    made = api.post("/api/generations", json={"prompt": "a kite", "quality": "low"})
+    assert made.status_code == 202
+    deadline = time.monotonic() + 30
+    while not (current := api.get(made.headers["Location"]).json())["finished"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert current["status"] == "COMPLETED"
+    (image,) = current["images"]
+    original = api.get(image["download_url"])
+    assert PillowImage.open(io.BytesIO(original.content)).size == (1024, 1024)

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core import signing
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
@@ -203,8 +204,6 @@ def _base64(image):
 def signed_url(image, generation):
     """A link to `image`'s original that works for OPENAI_IMAGE_URL_SECONDS, while the
     token it was made through lives and its owner may still see the image."""
-    from django.urls import reverse
-
     value = signing.dumps(
         {"image": image.pk, "user": generation.owner_id, "token": generation.api_token_id},
         salt=URL_SALT,

@@ -241,7 +241,7 @@ def create_generation(request, body: GenerationIn):
     (yours, the gallery's, the team's, the token's), then sent. Answers at once (202) with
     the generation; follow `api_url` for its progress and images."""
     _may_spend(request)
-    data = body.dict(exclude_none=True)
+    data = body.model_dump(exclude_none=True)
     form = GenerationForm(data, owner=request.user, api_token=request.auth)
     if not (form.is_valid() and (generation := form.reserve())):
         if form.refused is not None:
