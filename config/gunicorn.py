@@ -5,7 +5,8 @@ CMD, `make run`'s web process (the Procfile) and the benchmarks.
 
 WEB_CONCURRENCY processes of WEB_THREADS threads each (gunicorn's gthread worker). Pages
 take a thread for the milliseconds they render; a request that waits for generations to
-change (the studio's live updates, gallery.changes) holds its thread while it waits, but
+change (the studio's live updates; an OpenAI-style API call waiting for its images, see
+gallery/api/openai.py; both through gallery.changes) holds its thread while it waits, but
 no CPU and no query: at most WAITING_REQUESTS_PER_PROCESS of them wait in a process (by
 default all but an eighth of its threads: 56 of 64), so the other threads always serve the
 rest of the site. A page's connection is kept alive to one process, so the processes'

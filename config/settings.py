@@ -134,6 +134,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_q",
+    "ninja",  # the API's docs page from its own static files, not a CDN
     "axes",
     "gallery",
 ]
@@ -474,6 +475,12 @@ WEB_THREADS = max(2, envint("WEB_THREADS", 64))
 WAITING_REQUESTS_PER_PROCESS = max(
     1, envint("WAITING_REQUESTS_PER_PROCESS", WEB_THREADS - max(4, WEB_THREADS // 8))
 )
+# The OpenAI-compatible endpoint (gallery/api/openai.py) holds its request until the
+# generation finishes, this long at most (then 504; the generation goes on in the studio).
+# Each waiting request is one of the WAITING_REQUESTS_PER_PROCESS above.
+OPENAI_COMPAT_TIMEOUT = envfloat("OPENAI_COMPAT_TIMEOUT", 300.0)
+# Its `response_format="url"` links to an original work this long (signed, no token needed).
+OPENAI_IMAGE_URL_SECONDS = envint("OPENAI_IMAGE_URL_SECONDS", 3600)
 # The studio's update request is held this long at most while nothing on the page changes.
 LIVE_HOLD_SECONDS = envfloat("LIVE_HOLD_SECONDS", 20.0)
 # `manage.py run_worker` gives the cluster this long to stop by itself, then kills what is

@@ -40,6 +40,7 @@ from gallery import spend
 from gallery.identity import mail
 from gallery.models import (
     AccountApproval,
+    ApiToken,
     Gallery,
     GalleryMember,
     Generation,
@@ -719,6 +720,56 @@ class UsageEntryAdmin(DarkroomAdminMixin, admin.ModelAdmin):
             return "deleted"
         url = reverse("admin:gallery_generation_change", args=[entry.generation_id])
         return format_html('<a href="{}">#{}</a>', url, entry.generation_id)
+
+
+class ApiTokenState(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("live", "Live"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "live":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(DarkroomAdminMixin, admin.ModelAdmin):
+    """Staff see every token and revoke them; a token's secret is never stored, so none is
+    shown. Tokens are made by their owners (the API tokens page) or `create_api_token`."""
+
+    list_display = [
+        "name",
+        "user",
+        "prefix",
+        "access",
+        "monthly_images",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = [ApiTokenState, "access"]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__username", "user__email"]
+    readonly_fields = ["user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = ["name", "user", "prefix", "access", "monthly_images", "gallery", "created_at"]
+    fields += ["last_used_at", "revoked_at"]
+    raw_id_fields = ["gallery"]
+    actions = ["revoke_tokens"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        revoked = sum(token.revoke() for token in queryset.filter(revoked_at__isnull=True))
+        self.message_user(
+            request, ngettext("%d token revoked.", "%d tokens revoked.", revoked) % revoked
+        )
 
 
 @admin.register(TeamBudget)

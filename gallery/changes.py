@@ -19,9 +19,12 @@ five hundred. A waiting request holds its server thread (gunicorn's gthread work
 config/gunicorn.py) but no CPU, no query and no database connection (call `wait` outside
 a transaction: it closes the thread's connection); at most `WAITING_REQUESTS_PER_PROCESS`
 wait at once, so the threads left over always serve the rest of the site: `wait` raises
-`Busy` when that many already wait (answer at once, and ask the client to come back).
+`Busy` when that many already wait (answer at once, and ask the client to come back). A
+request that would make something and then wait for it takes its place first, with
+`waiting_room()`, so it is turned away before it makes anything.
 """
 
+import contextlib
 import logging
 import threading
 import time
@@ -63,7 +66,7 @@ def newest_pk():
     return Generation.objects.aggregate(newest=Max("pk"))["newest"] or 0
 
 
-def wait(seen, *, newer_than=None, made_in=None, timeout, key=None):
+def wait(seen, *, newer_than=None, made_in=None, timeout, key=None, in_room=False):
     """Block until a generation of `seen` (`snapshot()`) changes or is deleted, or one
     newer than `newer_than` is made (with `made_in`, one whose fields have those values:
     {"owner_id": 5}, {"gallery_id": 3}): True; or until `timeout` seconds pass: False.
@@ -71,20 +74,42 @@ def wait(seen, *, newer_than=None, made_in=None, timeout, key=None):
     A wait with the `key` of one under way ends that one (it raises Superseded): a page
     that asks again with other cards has no use for its earlier request, which would
     otherwise hold a thread until it timed out. Raises Busy when
-    WAITING_REQUESTS_PER_PROCESS requests of this process wait already."""
-    return _watcher().wait(seen, newer_than, timeout, key, made_in)
+    WAITING_REQUESTS_PER_PROCESS requests of this process wait already, unless the caller
+    holds a place (`in_room`: inside `waiting_room()`)."""
+    return _watcher().wait(seen, newer_than, timeout, key, made_in, in_room)
 
 
-def wait_until_finished(pks, *, timeout):
+def wait_until_finished(pks, *, timeout, in_room=False):
     """Block until every generation of `pks` is finished (COMPLETED, FAILED, CANCELLED) or
-    gone, or `timeout` seconds pass. Returns the generations as last read. Raises Busy."""
+    gone, or `timeout` seconds pass, or the server stops. Returns the generations as last
+    read. Raises Busy, unless the caller holds a place (`in_room`, see `waiting_room`)."""
     deadline = time.monotonic() + timeout
     while True:
         generations = list(Generation.objects.filter(pk__in=pks))
         left = deadline - time.monotonic()
-        if all(g.is_finished for g in generations) or left <= 0:
+        if all(g.is_finished for g in generations) or left <= 0 or _watcher().stopping:
             return generations
-        wait({pk: None for pk in pks} | snapshot(generations), timeout=left)
+        wait({pk: None for pk in pks} | snapshot(generations), timeout=left, in_room=in_room)
+
+
+@contextlib.contextmanager
+def waiting_room():
+    """A place among the WAITING_REQUESTS_PER_PROCESS requests of this process that may
+    wait, held for the whole block: raises Busy at once, before the block runs, when none
+    is free (or the server is stopping). For a request that must not begin what it would
+    then wait for (the OpenAI-compatible endpoint makes a generation, then waits for it):
+    inside, wait with `in_room=True`."""
+    watcher = _watcher()
+    watcher.enter_room()
+    try:
+        yield
+    finally:
+        watcher.leave_room()
+
+
+def stopping():
+    """Whether the server is stopping (waits end at once, none begins)."""
+    return _watcher().stopping
 
 
 def release(key):
@@ -98,7 +123,8 @@ def stop_waiting():
 
 
 class _Waiter:
-    def __init__(self, seen, newer_than, key, made_in):
+    def __init__(self, seen, newer_than, key, made_in, in_room=False):
+        self.in_room = in_room  # its place is counted in Watcher._in_room
         self.seen = dict(seen)
         self.newer_than = newer_than
         self.made_in = made_in or {}
@@ -118,16 +144,36 @@ class Watcher:
         self._someone_waits = threading.Condition(self._lock)
         self._thread = None
         self._stopping = False
+        self._in_room = 0  # places held through waiting_room()
 
-    def wait(self, seen, newer_than, timeout, key=None, made_in=None):
-        waiter = _Waiter(seen, newer_than, key, made_in)
+    def _places_taken(self):
+        return self._in_room + sum(1 for waiter in self._waiters if not waiter.in_room)
+
+    def enter_room(self):
+        with self._lock:
+            if self._stopping:
+                raise Busy("the server is stopping")
+            if self._places_taken() >= self.most_waiting:
+                raise Busy(f"{self._places_taken()} requests of this process wait already")
+            self._in_room += 1
+
+    def leave_room(self):
+        with self._lock:
+            self._in_room -= 1
+
+    @property
+    def stopping(self):
+        return self._stopping
+
+    def wait(self, seen, newer_than, timeout, key=None, made_in=None, in_room=False):
+        waiter = _Waiter(seen, newer_than, key, made_in, in_room)
         with self._lock:
             if self._stopping:
                 return False
             if key is not None:
                 self._release(key)
-            if len(self._waiters) >= self.most_waiting:
-                raise Busy(f"{len(self._waiters)} requests of this process wait already")
+            if not in_room and self._places_taken() >= self.most_waiting:
+                raise Busy(f"{self._places_taken()} requests of this process wait already")
             self._waiters.add(waiter)
             self._someone_waits.notify()
             if self._thread is None or not self._thread.is_alive():

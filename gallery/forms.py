@@ -16,6 +16,7 @@ from gallery.models import (
     OUTPUT_FORMATS,
     PROMPT_MAX_LENGTH,
     QUALITIES,
+    ApiToken,
     Gallery,
     GalleryMember,
     Generation,
@@ -89,6 +90,9 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
         error_messages={"invalid_choice": "You can't add images to that gallery."},
     )
 
+    # Why the last reserve() was refused (a spend.Refused), if it was.
+    refused = None
+
     class Meta:
         model = Generation
         fields = [
@@ -101,15 +105,33 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
             "gallery",
         ]
 
-    def __init__(self, *args, owner, **kwargs):
+    def __init__(self, *args, owner, api_token=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = owner  # who asks: it counts against their quota
+        # Asked through an API token (gallery/api/): its own cap counts too, and without a
+        # gallery named, the images go to the token's gallery.
+        self.api_token = api_token
         # Their own galleries and those they contribute to.
         galleries = Gallery.objects.editable_by(owner).select_related("owner")
         self.fields["gallery"].queryset = galleries
 
+    def default_gallery(self):
+        """Where the images go when the request names no gallery (and the token, if any,
+        none either): the owner's default."""
+        return Gallery.default_for(self.owner)
+
     def clean(self):
         cleaned = super().clean()
+        token = self.api_token
+        if not cleaned.get("gallery") and token is not None and token.gallery_id is not None:
+            # The token's gallery, while its owner may still add to it.
+            cleaned["gallery"] = self.fields["gallery"].queryset.filter(pk=token.gallery_id).first()
+            if cleaned["gallery"] is None:
+                self.add_error(
+                    "gallery",
+                    "This token's gallery no longer takes your images (it was deleted, or "
+                    "you may no longer add to it): name another gallery, or change the token.",
+                )
         if cleaned.get("background") == "transparent" and cleaned.get("output_format") == "jpeg":
             self.add_error(
                 "output_format",
@@ -120,9 +142,14 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
     def ask(self):
         """What this (valid) request would spend, for the price shown before Generate."""
         data = self.cleaned_data
-        gallery = data.get("gallery") or Gallery.default_for(self.owner)
+        gallery = data.get("gallery") or self.default_gallery()
         return spend.Ask.of(
-            self.owner, gallery, data["quality"], data["image_size"], data["num_images"]
+            self.owner,
+            gallery,
+            data["quality"],
+            data["image_size"],
+            data["num_images"],
+            self.api_token,
         )
 
     def save(self, commit=True):
@@ -131,8 +158,9 @@ class GenerationForm(LabelsAbove, forms.ModelForm):
         waits for approval."""
         generation = super().save(commit=False)
         generation.owner = self.owner
+        generation.api_token = self.api_token
         if generation.gallery_id is None:
-            generation.gallery = Gallery.default_for(self.owner)
+            generation.gallery = self.default_gallery()
         if commit:
             ask = spend.Ask.for_generation(generation)
             _, self.limits_after = spend.reserve_and_tell(ask, generation.save)
@@ -444,3 +472,36 @@ class StudioFilterForm(forms.Form):
 
     def is_filtering(self):
         return any(getattr(self, "cleaned_data", {}).values())
+
+
+class ApiTokenForm(LabelsAbove, forms.ModelForm):
+    """A new personal API token: its name, what it may do, its own monthly cap, where its
+    images go (a gallery its owner may add to)."""
+
+    gallery = GalleryChoiceField(
+        queryset=Gallery.objects.none(),
+        required=False,
+        empty_label="Your default gallery",
+        help_text=ApiToken._meta.get_field("gallery").help_text,
+        error_messages={"invalid_choice": "You can't add images to that gallery."},
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "access", "monthly_images", "gallery"]
+        widgets = {
+            "name": forms.TextInput(attrs={"placeholder": "Open WebUI, nightly catalogue…"}),
+            "access": forms.RadioSelect,
+            "monthly_images": forms.NumberInput(attrs={"min": "1", "placeholder": "No cap"}),
+        }
+        labels = {"access": "It may"}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, instance=ApiToken(user=user), **kwargs)
+        self.fields["gallery"].queryset = Gallery.objects.editable_by(user).select_related("owner")
+
+    def clean_monthly_images(self):
+        cap = self.cleaned_data["monthly_images"]
+        if cap is not None and cap < 1:
+            raise forms.ValidationError("A cap of at least 1 image, or empty for none.")
+        return cap

@@ -9,6 +9,11 @@ line is passed through `redact_text`: the process's console handler has the
 server's request lines there), and gunicorn's logs are written through `AccessLog`
 (`--logger-class gallery.redaction.AccessLog`, as the Dockerfile starts it).
 
+Credentials also travel in headers: an `Authorization` header (an API token, the metrics
+token) reaches a log when a log format or a debug line names it. So `redact_text` also
+hides whatever follows "Authorization", a Bearer or Basic credential wherever it appears,
+and anything shaped like a Darkroom API token (`drk_...`, gallery/models/tokens.py).
+
 Which path segments are secret is read from the URL patterns, so a new `<token>` URL is
 covered as it is added. A path is redacted by its secret prefix, not only when it
 resolves: every pattern with a `<token>` gives the segments up to its last secret one
@@ -29,10 +34,24 @@ from django.urls import Resolver404, URLResolver, get_resolver, resolve
 from gunicorn import glogging
 
 HIDDEN = "[redacted]"
+# What every API token begins with (gallery.models.tokens.TOKEN_MARK; this module is loaded
+# with the logging configuration, before any model may be imported).
+TOKEN_MARK = "drk_"
 # URL parameters (`<name>` in a pattern) whose value is a secret.
 SECRET_URL_PARAMETERS = frozenset({"token"})
 # Query parameters whose value is a secret: OpenID Connect's code and state, tokens.
-SECRET_QUERY_PARAMETERS = frozenset({"code", "state", "token", "session_state"})
+SECRET_QUERY_PARAMETERS = frozenset(
+    {"code", "state", "token", "session_state", "api_key", "access_token"}
+)
+# Credentials outside URLs: the value after "Authorization" (a header as a log format or a
+# repr of request.META shows it), a Bearer or Basic credential alone (a format that logs
+# only the header's value), and API tokens by their mark.
+_AUTHORIZATION = re.compile(
+    r"(authorization[\"']?\s*[:=]\s*[\"']?)(?:(bearer|basic|token)\s+)?[^\s\"',;}]+",
+    re.IGNORECASE,
+)
+_CREDENTIAL = re.compile(r"\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+_API_TOKEN = re.compile(re.escape(TOKEN_MARK) + r"[A-Za-z0-9_-]{4,}")
 
 # A path, with the scheme and host before it when it is a whole URL, up to a space or quote.
 _URL = re.compile(r"(https?://[^/\s\"'<>]+)?(/[^\s\"'<>]*)")
@@ -42,10 +61,25 @@ _QUERY_SECRET = re.compile(
 
 
 def redact_text(text):
-    """`text` with the secret parts of every URL in it replaced by HIDDEN."""
+    """`text` with the secret parts of every URL in it, and every credential, replaced by
+    HIDDEN."""
+    text = _redact_credentials(text)
     if "/" not in text:
         return text
     return _URL.sub(lambda m: (m.group(1) or "") + redact_target(m.group(2)), text)
+
+
+def _redact_credentials(text):
+    lowered = text.lower()
+    if "authorization" in lowered:
+        text = _AUTHORIZATION.sub(
+            lambda m: m.group(1) + (f"{m.group(2)} " if m.group(2) else "") + HIDDEN, text
+        )
+    if "bearer" in lowered or "basic" in lowered:
+        text = _CREDENTIAL.sub(lambda m: f"{m.group(1)} {HIDDEN}", text)
+    if TOKEN_MARK in text:
+        text = _API_TOKEN.sub(HIDDEN, text)
+    return text
 
 
 def redact_target(target):

@@ -16,8 +16,10 @@ but the provider's own failure.
 
 The limits: the person's monthly image quota (`Quota`, set by staff), the gallery's monthly
 budget (`Gallery.monthly_budget`, set by its owner), the team's monthly budget
-(`TeamBudget`, set by staff). `reserve()` is the one door: the generate form, the API, a
-retry in the studio or in admin, and moving a generation that is not sent yet all call it.
+(`TeamBudget`, set by staff), and for a request made through an API token, the token's
+own monthly image cap (`ApiToken.monthly_images`, set by its owner). `reserve()` is the
+one door: the generate form, the API, a retry in the studio or in admin, and moving a
+generation that is not sent yet all call it.
 In one transaction it takes the write lock (SQLite's IMMEDIATE transactions; on PostgreSQL
 a row lock on each limit's month total), checks every limit that applies and only then
 runs the action that saves the reservation. Two requests racing for the last room can't
@@ -59,7 +61,8 @@ from gallery.models.accounts import AWAITING_APPROVAL
 
 COST_FIELD = DecimalField(max_digits=12, decimal_places=4)
 Scope = UsageTotal.Scope
-ALL_SCOPES = (Scope.PERSON, Scope.GALLERY, Scope.TEAM)
+ALL_SCOPES = (Scope.PERSON, Scope.GALLERY, Scope.TEAM, Scope.TOKEN)
+IN_IMAGES = (Scope.PERSON, Scope.TOKEN)
 
 
 def estimated_cost(generation):
@@ -105,21 +108,27 @@ def money(amount):
 
 @dataclass(frozen=True)
 class Ask:
-    """What one request would spend: images for `user`, cost into `gallery`."""
+    """What one request would spend: images for `user`, cost into `gallery`, asked through
+    the API token `token` (None: a page)."""
 
     user: object
     gallery: object
     images: int
     cost: Decimal
+    token: object = None
 
     @classmethod
-    def of(cls, user, gallery, quality, image_size, num_images):
-        return cls(user, gallery, num_images, price_per_image(quality, image_size) * num_images)
+    def of(cls, user, gallery, quality, image_size, num_images, token=None):
+        cost = price_per_image(quality, image_size) * num_images
+        return cls(user, gallery, num_images, cost, token)
 
     @classmethod
     def for_generation(cls, generation, gallery=None):
         gallery = gallery or generation.gallery
-        return cls(generation.owner, gallery, generation.num_images, estimated_cost(generation))
+        token = generation.api_token if generation.api_token_id else None
+        return cls(
+            generation.owner, gallery, generation.num_images, estimated_cost(generation), token
+        )
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,7 @@ class Limit:
 
     @property
     def in_images(self):
-        return self.scope == Scope.PERSON
+        return self.scope in IN_IMAGES
 
     @property
     def left(self):
@@ -194,10 +203,10 @@ def month_totals(keys):
     for key in keys:
         match |= Q(**key)
     rows = UsageTotal.objects.filter(match)
-    return {(r.scope, r.user_id, r.gallery_id): (r.images, r.cost) for r in rows}
+    return {UsageTotal.identity(vars(r)): (r.images, r.cost) for r in rows}
 
 
-def _pending(user, gallery, scopes):
+def _pending(user, gallery, scopes, token=None):
     """What is reserved (PENDING: not sent yet) for each scope: the few PENDING rows (the
     status index), read once and priced here rather than in SQL (a CASE over the price
     table cost more to build than the rows take to add up)."""
@@ -205,13 +214,21 @@ def _pending(user, gallery, scopes):
         return {}
     rows = Generation.objects.filter(status=Generation.Status.PENDING).order_by()
     if Scope.TEAM not in scopes:
-        mine = Q(owner=user) if Scope.PERSON in scopes else Q(pk__in=[])
-        rows = rows.filter(mine | Q(gallery=gallery) if Scope.GALLERY in scopes else mine)
+        wanted = Q(pk__in=[])
+        if Scope.PERSON in scopes:
+            wanted |= Q(owner=user)
+        if Scope.GALLERY in scopes:
+            wanted |= Q(gallery=gallery)
+        if Scope.TOKEN in scopes:
+            wanted |= Q(api_token=token)
+        rows = rows.filter(wanted)
     sums = {scope: 0 for scope in scopes}
-    fields = ("owner_id", "gallery_id", "quality", "image_size", "num_images")
-    for owner_id, gallery_id, quality, image_size, images in rows.values_list(*fields):
+    fields = ("owner_id", "gallery_id", "api_token_id", "quality", "image_size", "num_images")
+    for owner_id, gallery_id, token_id, quality, image_size, images in rows.values_list(*fields):
         if Scope.PERSON in scopes and owner_id == user.pk:
             sums[Scope.PERSON] += images
+        if Scope.TOKEN in scopes and token_id == token.pk:
+            sums[Scope.TOKEN] += images
         cost = price_per_image(quality, image_size) * images
         if Scope.GALLERY in scopes and gallery is not None and gallery_id == gallery.pk:
             sums[Scope.GALLERY] += cost
@@ -220,15 +237,16 @@ def _pending(user, gallery, scopes):
     return sums
 
 
-def limits_for(user, gallery, *, scopes=ALL_SCOPES, lock=False, now=None):
-    """The limits that apply to `user` generating into `gallery` now, with this month's use.
+def limits_for(user, gallery, *, token=None, scopes=ALL_SCOPES, lock=False, now=None):
+    """The limits that apply to `user` generating into `gallery` now (through the API
+    token `token`, if any), with this month's use.
 
     With `lock`, inside a transaction, each limit's month total is locked until it ends
     (PostgreSQL; SQLite's IMMEDIATE transaction already holds the database)."""
-    return _situation(user, gallery, scopes=scopes, lock=lock, now=now)[0]
+    return _situation(user, gallery, token=token, scopes=scopes, lock=lock, now=now)[0]
 
 
-def _situation(user, gallery, *, scopes=ALL_SCOPES, lock=False, now=None):
+def _situation(user, gallery, *, token=None, scopes=ALL_SCOPES, lock=False, now=None):
     """(the limits that apply with this month's use, whether `user` waits for approval):
     one query for the settings, then, only where a limit applies, its month total (locked
     with `lock`) and what is reserved."""
@@ -257,20 +275,24 @@ def _situation(user, gallery, *, scopes=ALL_SCOPES, lock=False, now=None):
     if Scope.TEAM in scopes and figures["team_budget"] is not None:
         key = UsageTotal.key(Scope.TEAM, month)
         wanted.append((Scope.TEAM, "the team's monthly budget", figures["team_budget"], key))
+    if Scope.TOKEN in scopes and token is not None and token.monthly_images is not None:
+        key = UsageTotal.key(Scope.TOKEN, month, api_token_id=token.pk)
+        label = f"the monthly cap of the API token “{token.name}”"
+        wanted.append((Scope.TOKEN, label, token.monthly_images, key))
     waits = figures["waiting"]
     if not wanted:
         return [], waits
     keys = [key for *_, key in wanted]
     if lock:
         rows = UsageTotal.locked(keys)
-        totals = {(r.scope, r.user_id, r.gallery_id): (r.images, r.cost) for r in rows}
+        totals = {UsageTotal.identity(vars(r)): (r.images, r.cost) for r in rows}
     else:
         totals = month_totals(keys)
-    pending = _pending(user, gallery, [scope for scope, *_ in wanted])
+    pending = _pending(user, gallery, [scope for scope, *_ in wanted], token)
     limits = []
     for scope, label, amount, key in wanted:
-        images, cost = totals.get((scope, key.get("user_id"), key.get("gallery_id")), (0, 0))
-        spent = images if scope == Scope.PERSON else cost
+        images, cost = totals.get(UsageTotal.identity(key), (0, 0))
+        spent = images if scope in IN_IMAGES else cost
         limits.append(Limit(scope, label, amount, spent + pending[scope]))
     return limits, waits
 
@@ -296,7 +318,9 @@ def reserve(ask, action, *, scopes=ALL_SCOPES):
 def reserve_and_tell(ask, action, *, scopes=ALL_SCOPES):
     """reserve(), and the limits as they stand after it: (what `action` returned, limits)."""
     with transaction.atomic():
-        limits, waiting = _situation(ask.user, ask.gallery, scopes=scopes, lock=True)
+        limits, waiting = _situation(
+            ask.user, ask.gallery, token=ask.token, scopes=scopes, lock=True
+        )
         if waiting:  # nothing is sent before an operator agrees
             raise Refused(AWAITING_APPROVAL)
         if refused := refusal_for(ask, limits):
@@ -304,10 +328,16 @@ def reserve_and_tell(ask, action, *, scopes=ALL_SCOPES):
         return action(), [limit.after(ask) for limit in limits]
 
 
-def retry(generation):
+def retry(generation, token=None):
     """Send a FAILED or CANCELLED generation again: a new request, so a new reservation
-    (raises Refused over a limit). False when someone else retried it first."""
-    return reserve(Ask.for_generation(generation), generation.retry)
+    (raises Refused over a limit). False when someone else retried it first. Retried
+    through the API token `token`, it counts against that token's cap from now on."""
+    if token is not None:
+        generation.api_token = token
+    return reserve(
+        Ask.for_generation(generation),
+        lambda: generation.retry(api_token_id=generation.api_token_id),
+    )
 
 
 def move(generation, gallery):
@@ -350,14 +380,14 @@ class Quote:
         return self.refused.message
 
 
-def quote(user, gallery, quality, image_size, num_images, *, limits=None):
+def quote(user, gallery, quality, image_size, num_images, *, limits=None, token=None):
     """The price of a request and what is left of each limit (no lock: a preview; the
     reservation checks again when it is made). `limits`, as a reservation just left them
     (reserve_and_tell), spare reading them again."""
-    ask = Ask.of(user, gallery, quality, image_size, num_images)
+    ask = Ask.of(user, gallery, quality, image_size, num_images, token)
     if limits is not None:
         return Quote(ask, price_per_image(quality, image_size), limits, refusal_for(ask, limits))
-    limits, waiting = _situation(user, gallery)
+    limits, waiting = _situation(user, gallery, token=token)
     refused = Refused(AWAITING_APPROVAL) if waiting else refusal_for(ask, limits)
     return Quote(ask, price_per_image(quality, image_size), limits, refused)
 

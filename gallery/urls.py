@@ -1,5 +1,6 @@
 from django.urls import path
 
+from gallery.api import openai, rest
 from gallery.views import galleries, media, ops, share, studio, usage
 
 urlpatterns = [
@@ -21,6 +22,11 @@ urlpatterns = [
     # What was spent: months per person and gallery, the ledger as CSV (issue: spend).
     path("usage/", usage.usage, name="usage"),
     path("usage/entries.csv", usage.usage_csv, name="usage_csv"),
+    # The API for scripts and tools, by personal token (issue 21): REST, with its docs at
+    # /api/docs, and the OpenAI-compatible images endpoint with its signed image links.
+    path("api/", rest.api.urls),
+    path("v1/images/generations", openai.images_generations, name="openai_images_generations"),
+    path("v1/images/files/<str:token>", openai.image_file, name="openai_image_file"),
     # Load balancers and uptime checks: no sign-in, nothing sensitive (issue: operations).
     path("healthz", ops.healthz, name="healthz"),
     path("metrics", ops.metrics, name="metrics"),  # Prometheus, with METRICS_TOKEN only

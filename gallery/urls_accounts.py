@@ -3,7 +3,7 @@ from django.urls import path
 
 from gallery.forms import PasswordChangeForm
 from gallery.identity import oidc
-from gallery.views import accounts
+from gallery.views import accounts, api_tokens
 
 urlpatterns = [
     path("login/", accounts.login, name="login"),
@@ -21,6 +21,9 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("signup/", accounts.signup, name="signup"),
+    # Personal API tokens: make (shown once), list, revoke.
+    path("tokens/", api_tokens.token_list, name="api_tokens"),
+    path("tokens/<int:pk>/revoke/", api_tokens.token_revoke, name="api_token_revoke"),
     # Password reset by e-mail (Django's views): ask, "sent", the link, done.
     path("password/reset/", accounts.password_reset, name="password_reset"),
     path("password/reset/sent/", accounts.password_reset_done, name="password_reset_done"),

@@ -2,9 +2,10 @@
 processes: the Dockerfile's gunicorn (three worker processes) in front of the test database,
 the Procfile's worker, and a gateway stand-in that counts every image it is asked for.
 
-Each scenario is something a person can do in a browser (or a script can do at once): make
-and delete, post many at once, cancel and retry in a loop, move between galleries, an
-operator retrying from admin, two members hitting a gallery's budget together. In each, the
+Each scenario is something a person can do in a browser (or a script can do at once, also
+through the API with the official `openai` package): make and delete, post many at once,
+cancel and retry in a loop, move between galleries, an operator retrying from admin, two
+members hitting a gallery's budget together. In each, the
 gateway receives no more images than the limit allows. Before the usage ledger, each let
 more through (measured on the code of 2026-12-01: 9 images for a quota of 4 after deleting
 two and posting eight at once; 7 for a quota of 2 by cancelling and retrying six times).
@@ -12,6 +13,7 @@ two and posting eight at once; 7 for a quota of 2 by cancelling and retrying six
 Marked `postgres`: `make test` runs them again on a real PostgreSQL server.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -28,7 +30,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from gallery.models import Gallery, Generation, Quota, Role
+from gallery.models import ApiToken, Gallery, Generation, Quota, Role
 from gallery.simulator import GatewaySimulator, SimulatorConfig
 from tests.pipeline_fixtures import database_url
 from tests.races import race
@@ -71,11 +73,19 @@ def images_sent(gateway):
 @pytest.fixture(scope="module")
 def site(gateway, tmp_path_factory, django_db_setup, django_db_blocker):
     """gunicorn as the Dockerfile runs it, and the Procfile's worker, on the test database."""
-    from django.conf import settings
-
-    tmp = tmp_path_factory.mktemp("races")
     with django_db_blocker.unblock():
         url = database_url()
+    with running_site(gateway, tmp_path_factory.mktemp("races"), url) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_site(gateway, tmp, url, **env):
+    """The Dockerfile's gunicorn and the Procfile's worker on the database at `url`, with
+    the gateway stand-in `gateway`: {"url", "log", "worker"}. `env` overrides the
+    environment (WEB_CONCURRENCY is 3 unless it says otherwise)."""
+    from django.conf import settings
+
     env = {
         **os.environ,
         "DEBUG": "0",
@@ -94,7 +104,9 @@ def site(gateway, tmp_path_factory, django_db_setup, django_db_blocker):
         "Q_WORKERS": "2",
         "LOG_LEVEL": "WARNING",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        **env,
     }
+    env = {name: value for name, value in env.items() if value is not None}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"]
     subprocess.run(collect, cwd=ROOT, env=env, check=True, timeout=120)
@@ -268,3 +280,53 @@ def test_two_members_hitting_a_gallery_budget_at_once_never_pass_it(site, gatewa
     assert sent_so_far(gateway, before) == 2
     assert all(code == 200 for code in answers)  # the refused ones see why, on the form
     assert campaign.generations.count() == 2
+
+
+# -- the API (issue 21): the openai package's requests meet the same one reservation ---------
+
+
+def generate_as_openai_does(url, token, prompt):
+    """One images.generate call (a module-level function: it runs in racing processes):
+    the number of images it returned, or the status code it raised."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=token, max_retries=0, timeout=120)
+    try:
+        return len(client.images.generate(prompt=prompt, quality="low", n=1).data)
+    except openai.APIStatusError as error:
+        return error.status_code
+
+
+def token_of(user, **fields):
+    token = ApiToken(user=user, name=fields.pop("name", "burst"), **fields)
+    token.save()
+    return token.token
+
+
+def test_more_openai_requests_at_once_than_the_quota_allows_never_pass_it(site, gateway, person):
+    Quota.objects.create(user=person, monthly_images=3)
+    token = token_of(person)
+    before = images_sent(gateway)
+
+    answers = race(generate_as_openai_does, [(site["url"], token, f"kite {n}") for n in range(8)])
+    wait_until_settled(site)
+
+    assert images_sent(gateway) - before == 3  # the whole quota, and not one image more
+    assert sorted(answers, key=str) == [1, 1, 1, 429, 429, 429, 429, 429]
+    assert Generation.objects.filter(owner=person).count() == 3
+
+
+def test_a_tokens_cap_and_its_owners_quota_hold_together_at_once(site, gateway, person):
+    Quota.objects.create(user=person, monthly_images=5)
+    capped, free = token_of(person, name="capped", monthly_images=2), token_of(person)
+    before = images_sent(gateway)
+
+    calls = [(site["url"], capped, "capped")] * 4 + [(site["url"], free, "free")] * 4
+    answers = race(generate_as_openai_does, calls)
+    wait_until_settled(site)
+
+    # Six asked within the quota's five, two at most of them through the capped token.
+    assert images_sent(gateway) - before == answers.count(1) == 5
+    made = Generation.objects.filter(owner=person)
+    assert made.count() == 5
+    assert 1 <= made.filter(api_token__name="capped").count() <= 2

@@ -4,6 +4,7 @@
 - generations: `Generation` (the state machine), its `Image` rows, `Favourite`
 - renditions: `DisplayRendition`, the WebP a page shows instead of an original
 - sharing: `ShareLink`
+- tokens: `ApiToken`, a person's key for scripts and tools (gallery/api/)
 - spending: the usage ledger (`UsageEntry`), its month totals (`UsageTotal`), `TeamBudget`
 - accounts: what belongs to a person (`Quota`, `AccountApproval`, `OidcIdentity`) and the
   `Invitation`s that bring people in
@@ -54,9 +55,12 @@ from gallery.models.spending import (
     month_of,
     price_per_image,
 )
+from gallery.models.tokens import ApiToken, ApiTokenQuerySet
 
 __all__ = [
     "AccountApproval",
+    "ApiToken",
+    "ApiTokenQuerySet",
     "BACKGROUNDS",
     "DisplayRendition",
     "IMAGE_SIZES",

@@ -64,6 +64,13 @@ class GenerationQuerySet(models.QuerySet):
     def unfinished(self):
         return self.filter(status__in=Generation.UNFINISHED)
 
+    def older_than(self, pk):
+        """Keyset pagination: these after generation `pk` in newest-first order (the
+        studio's "load more" and the API's `next`). Unlike page numbers it stays right
+        while new generations appear at the top."""
+        anchor = models.Subquery(Generation.objects.filter(pk=pk).values("created_at")[:1])
+        return self.filter(Q(created_at__lt=anchor) | Q(created_at=anchor, pk__lt=pk))
+
     def completed(self):
         return self.filter(status=Generation.Status.COMPLETED)
 
@@ -179,6 +186,16 @@ class Generation(models.Model):
         verbose_name="made by",
     )
     gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="generations")
+    # The API token it was asked through (None: a page): its reservations count against the
+    # token's own monthly cap too (gallery/spend.py), and the ledger notes the token.
+    api_token = models.ForeignKey(
+        "gallery.ApiToken",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="generations",
+        verbose_name="API token",
+    )
 
     # The six request parameters, named as the provider names them.
     prompt = models.TextField(max_length=PROMPT_MAX_LENGTH)
@@ -495,11 +512,13 @@ class Generation(models.Model):
             self.S.CANCELLED, cancelled_at=timezone.now(), next_action_at=None, claimed_at=None
         )
 
-    def retry(self):
-        """FAILED or CANCELLED -> PENDING: a fresh provider request for the same parameters."""
+    def retry(self, **fields):
+        """FAILED or CANCELLED -> PENDING: a fresh provider request for the same parameters
+        (`fields`: what else the new request changes, e.g. the API token it comes through)."""
         now = timezone.now()
         return self._move(
             self.S.PENDING,
+            **fields,
             request_id="",
             error="",
             queue_position=None,

@@ -78,6 +78,15 @@ class UsageEntry(models.Model):
         Gallery, on_delete=models.SET_NULL, null=True, related_name="usage_entries"
     )
     gallery_name = models.CharField(max_length=100)
+    # The API token it was asked through, if any (its own monthly cap counts these).
+    api_token = models.ForeignKey(
+        "gallery.ApiToken",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_entries",
+        verbose_name="API token",
+    )
     quality = models.CharField(max_length=16)
     image_size = models.CharField(max_length=16)
     unit_price = models.DecimalField(**MONEY)
@@ -136,6 +145,7 @@ class UsageEntry(models.Model):
             generation_id=spend.generation_id,
             gallery_id=spend.gallery_id,
             gallery_name=spend.gallery_name,
+            api_token_id=spend.api_token_id,
             quality=spend.quality,
             image_size=spend.image_size,
             unit_price=spend.unit_price,
@@ -160,6 +170,7 @@ class UsageEntry(models.Model):
             generation_id=generation.pk,
             gallery_id=generation.gallery_id,
             gallery_name=generation.gallery.name,
+            api_token_id=generation.api_token_id,
             quality=generation.quality,
             image_size=generation.image_size,
             unit_price=unit,
@@ -180,14 +191,15 @@ class UsageTotalQuerySet(models.QuerySet):
 
 
 class UsageTotal(models.Model):
-    """A month's sum of the ledger for one person, one gallery or the whole team, kept in
-    step with the entries (UsageTotal.add, in the entries' transaction). A limit check
-    locks the rows of the limits it checks (gallery/spend.py)."""
+    """A month's sum of the ledger for one person, one gallery, one API token or the whole
+    team, kept in step with the entries (UsageTotal.add, in the entries' transaction). A
+    limit check locks the rows of the limits it checks (gallery/spend.py)."""
 
     class Scope(models.TextChoices):
         PERSON = "person", "Person"
         GALLERY = "gallery", "Gallery"
         TEAM = "team", "Team"
+        TOKEN = "token", "API token"
 
     scope = models.CharField(max_length=8, choices=Scope.choices)
     month = models.DateField()
@@ -195,13 +207,17 @@ class UsageTotal(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     gallery = models.ForeignKey(Gallery, on_delete=models.SET_NULL, null=True, related_name="+")
+    api_token = models.ForeignKey(
+        "gallery.ApiToken", on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     images = models.IntegerField(default=0)
     cost = models.DecimalField("estimated cost", default=Decimal(0), **MONEY)
 
     objects = UsageTotalQuerySet.as_manager()
 
-    # Scope, then the person's or gallery's id, then the month: as add() sorts its keys.
-    ORDER = ("scope", "user_id", "gallery_id", "month")
+    # Scope, then the person's, gallery's or token's id, then the month: as add() sorts
+    # its keys (a row has at most one of the three ids).
+    ORDER = ("scope", "user_id", "gallery_id", "api_token_id", "month")
 
     class Meta:
         constraints = [
@@ -217,6 +233,11 @@ class UsageTotal(models.Model):
             models.UniqueConstraint(
                 fields=["month"], condition=Q(scope="team"), name="usage_total_team"
             ),
+            models.UniqueConstraint(
+                fields=["api_token", "month"],
+                condition=Q(scope="token"),
+                name="usage_total_token",
+            ),
         ]
         indexes = [
             # The Usage page: every person's and gallery's months, newest first.
@@ -227,14 +248,23 @@ class UsageTotal(models.Model):
         return f"{self.scope} {self.month:%Y-%m}: {self.images} images, ${self.cost:.3f}"
 
     @staticmethod
-    def key(scope, month, *, user_id=None, gallery_id=None):
+    def key(scope, month, *, user_id=None, gallery_id=None, api_token_id=None):
         """The row's identity as filter arguments."""
         key = {"scope": scope, "month": month}
         if scope == UsageTotal.Scope.PERSON:
             key["user_id"] = user_id
         elif scope == UsageTotal.Scope.GALLERY:
             key["gallery_id"] = gallery_id
+        elif scope == UsageTotal.Scope.TOKEN:
+            key["api_token_id"] = api_token_id
         return key
+
+    @staticmethod
+    def identity(key):
+        """(scope, month, user_id, gallery_id, api_token_id) of a key() or of a row's fields."""
+        return tuple(
+            key.get(name) for name in ("scope", "month", "user_id", "gallery_id", "api_token_id")
+        )
 
     @classmethod
     def add(cls, entries):
@@ -250,11 +280,13 @@ class UsageTotal(models.Model):
                 scopes.append((cls.Scope.PERSON, entry.user_id))
             if entry.gallery_id:
                 scopes.append((cls.Scope.GALLERY, entry.gallery_id))
+            if entry.api_token_id:
+                scopes.append((cls.Scope.TOKEN, entry.api_token_id))
             for scope, pk in scopes:
                 sums[scope, pk, entry.month][0] += entry.images
                 sums[scope, pk, entry.month][1] += entry.cost
         for (scope, pk, month), (images, cost) in sorted(sums.items()):
-            key = cls.key(scope, month, user_id=pk, gallery_id=pk)
+            key = cls.key(scope, month, user_id=pk, gallery_id=pk, api_token_id=pk)
             rows = cls.objects.filter(**key)
             if rows.update(images=F("images") + images, cost=F("cost") + cost):
                 continue
@@ -275,12 +307,8 @@ class UsageTotal(models.Model):
         for key in keys:
             match |= Q(**key)
         found = cls.objects.select_for_update().filter(match).order_by(*cls.ORDER)
-        by_key = {}
-        for row in found:
-            by_key[(row.scope, row.month, row.user_id, row.gallery_id)] = row
-        return [
-            by_key[(k["scope"], k["month"], k.get("user_id"), k.get("gallery_id"))] for k in keys
-        ]
+        by_key = {cls.identity(vars(row)): row for row in found}
+        return [by_key[cls.identity(key)] for key in keys]
 
 
 class TeamBudget(models.Model):

@@ -264,3 +264,10 @@ def gallery_zip(request, pk):
 def share_zip(request, token):
     link = link_for_files(request, token, download=True)
     return _zip_response(shared_images(link), link.gallery.name, link.show_prompts)
+
+
+def send_original(request, image):
+    """An image's original as a download, for a caller already allowed to see it (the API's
+    download and its signed URLs, gallery/api/)."""
+    cache = _cache_for(image) if hasattr(image, "caller_role") else MEMBER_CACHE
+    return _serve(request, image, "original", cache=cache, attachment=True)

@@ -16,7 +16,7 @@ import time
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Max, Q, Subquery, prefetch_related_objects
+from django.db.models import Max, Q, prefetch_related_objects
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -97,7 +97,7 @@ def _gallery_context(request, galleries):
     generations = _view_generations(request, filters)
     cursor = request.GET.get("before", "")
     if cursor.isdigit():
-        generations = _older_than(generations, int(cursor))
+        generations = generations.older_than(int(cursor))
     # One more than a page tells whether another page exists, without a COUNT query.
     cards = list(generations.prefetch_related("images")[: PAGE_SIZE + 1])
     more_url = None
@@ -165,15 +165,6 @@ def _generation_form(request, galleries, *args, **kwargs):
     form = GenerationForm(*args, owner=request.user, **kwargs)
     form.fields["gallery"].offer(g for g in galleries if g.role.can_contribute)
     return form
-
-
-def _older_than(generations, pk):
-    """Keyset pagination: generations after `pk` in newest-first order.
-
-    Unlike page numbers this stays right while new cards appear at the top of the page.
-    """
-    anchor = Subquery(Generation.objects.filter(pk=pk).values("created_at")[:1])
-    return generations.filter(Q(created_at__lt=anchor) | Q(created_at=anchor, pk__lt=pk))
 
 
 def _vary_on_htmx(response):
