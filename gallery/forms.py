@@ -196,7 +196,10 @@ class GalleryDeleteForm(forms.Form):
     KEEP, DELETE = "keep", "delete"
 
     images = forms.ChoiceField(
-        choices=[(KEEP, "Move its images to the default gallery"), (DELETE, "Delete its images")],
+        choices=[
+            (KEEP, "Move its images to the default gallery"),
+            (DELETE, "Move its images to the trash"),
+        ],
         initial=KEEP,
         widget=forms.RadioSelect,
         label="Its images",
