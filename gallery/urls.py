@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gallery.views import galleries, media, ops, share, studio, trash, usage
+from gallery.views import bulk, galleries, media, ops, share, studio, trash, usage
 
 urlpatterns = [
     # The studio: generate, watch, browse (issue: studio).
@@ -18,6 +18,8 @@ urlpatterns = [
     ),
     path("generations/<int:pk>/delete/", studio.generation_delete, name="generation_delete"),
     path("images/<int:pk>/", studio.image_detail, name="image_detail"),
+    # The select bar: one request for every selected card (issue 20).
+    path("generations/bulk/", bulk.generation_bulk, name="generation_bulk"),
     # The trash: restore, delete forever, empty; deleted generations wait here (issue 20).
     path("trash/", trash.trash, name="trash"),
     path("trash/restore/", trash.trash_restore, name="trash_restore"),

@@ -102,6 +102,21 @@ ROWS = [
     ("trash_restore", None, "POST", {"g": "erins_trashed"}, {"owner"}),
     ("trash_delete", None, "POST", {"g": "plan_trashed"}, {"owner"}),
     ("trash_delete", None, "POST", {"g": "bobs_trashed"}, {"owner", "contributor"}),
+    # The select bar: one request for many, each changed only as its single card allows.
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "plan"}, {"owner"}),
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "bobs"}, {"owner", "contributor"}),
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "erins"}, {"owner"}),
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "board_done"}, {"owner"}),
+    ("generation_bulk", None, "POST", {"action": "favourite", "g": "plan"}, SEES_PRIVATE),
+    ("generation_bulk", None, "POST", {"action": "favourite", "g": "board_done"}, SIGNED_IN),
+    (
+        "generation_bulk",
+        None,
+        "POST",
+        {"action": "move", "g": "bobs", "gallery": "own gallery"},
+        {"owner", "contributor"},
+    ),
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "plan_trashed"}, set()),
     # A trashed generation's every other door is shut, to its owner too, until restored.
     ("generation_detail", "plan_trashed", "GET", {}, set()),
     ("image_detail", "plan_trashed_image", "GET", {}, set()),

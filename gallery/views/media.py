@@ -268,6 +268,14 @@ def gallery_zip(request, pk):
     return _zip_response(images, gallery.name)
 
 
+def selection_zip(user, generations):
+    """The select bar's Download: the images of the selected generations `user` may see,
+    streamed as the gallery zip is."""
+    pks = [generation.pk for generation in generations]
+    images = Image.objects.visible_to(user).shown().filter(generation__in=pks)
+    return _zip_response(images.select_related("generation").newest_first(), "darkroom-images")
+
+
 @require_safe
 @visitor_door
 def share_zip(request, token):

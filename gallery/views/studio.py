@@ -116,6 +116,8 @@ def _gallery_context(request, galleries):
         "filtering": filters.is_filtering(),
         "gallery": gallery,
         "members": list(gallery.members.select_related("user")) if gallery else [],
+        # The select bar's "Move to" (templates/gallery/_bulk_bar.html).
+        "move_targets": [g for g in galleries if g.role.can_contribute],
     }
 
 
