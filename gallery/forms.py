@@ -336,6 +336,7 @@ class BulkActionForm(forms.Form):
         ("favourite", "Add to favourites"),
         ("unfavourite", "Remove from favourites"),
         ("download", "Download .zip"),
+        ("compare", "Compare"),
         ("trash", "Delete"),
     ]
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gallery.views import bulk, galleries, media, ops, share, studio, trash, usage
+from gallery.views import bulk, compare, galleries, media, ops, share, studio, trash, usage
 
 urlpatterns = [
     # The studio: generate, watch, browse (issue: studio).
@@ -20,6 +20,7 @@ urlpatterns = [
     path("images/<int:pk>/", studio.image_detail, name="image_detail"),
     # The select bar: one request for every selected card (issue 20).
     path("generations/bulk/", bulk.generation_bulk, name="generation_bulk"),
+    path("compare/", compare.compare, name="compare"),
     # The trash: restore, delete forever, empty; deleted generations wait here (issue 20).
     path("trash/", trash.trash, name="trash"),
     path("trash/restore/", trash.trash_restore, name="trash_restore"),

@@ -117,6 +117,11 @@ ROWS = [
         {"owner", "contributor"},
     ),
     ("generation_bulk", None, "POST", {"action": "trash", "g": "plan_trashed"}, set()),
+    # Compare: whoever may see both images (each through image_for_user).
+    ("compare", None, "GET", {"a": "plan_image", "b": "bobs_image"}, SEES_PRIVATE),
+    ("compare", None, "GET", {"a": "board_image", "b": "plan_image"}, SEES_PRIVATE),
+    ("compare", None, "GET", {"a": "board_image", "b": "board_image"}, SIGNED_IN),
+    ("compare", None, "GET", {"a": "plan_image", "b": "plan_trashed_image"}, set()),
     # A trashed generation's every other door is shut, to its owner too, until restored.
     ("generation_detail", "plan_trashed", "GET", {}, set()),
     ("image_detail", "plan_trashed_image", "GET", {}, set()),

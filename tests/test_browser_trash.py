@@ -3,9 +3,13 @@ by a Shift-click range), move them to another gallery, delete two, undo, delete 
 by keyboard, restore one from the Trash page and empty the trash; each step checked on the
 page and in the database, and the emptied one's files gone from storage.
 
+Then Compare: two cards side by side and one over the other with the slider.
+
 Screenshots: select-mode.png, select-mode-mobile.png, trash-toast.png, trash-page.png,
-trash-page-mobile.png, trash-empty.png.
+trash-page-mobile.png, trash-empty.png, compare-side-by-side.png, compare-slider.png.
 """
+
+import re
 
 import pytest
 from django.core.files.storage import default_storage
@@ -160,3 +164,32 @@ def test_select_mode_and_the_trash_page_on_a_phone(
     expect(page.locator(".trash-item")).to_have_count(2)
     page.screenshot(path=f"{artifacts}/trash-page-mobile.png", full_page=True)
     phone.close()
+
+
+def test_compare_two_cards_side_by_side_and_with_the_slider(live_server, page, alice, artifacts):
+    posters = Gallery.objects.create(owner=alice, name="Posters")
+    older = make_generation(alice, prompt="a red kite over the dunes at dusk", images=1)
+    newer = make_generation(alice, gallery=posters, prompt="a blue kite over the dunes at dawn")
+    Generation.objects.filter(pk=newer.pk).update(quality="low")
+    sign_in(page, live_server, alice)
+
+    select_box(page, newer).click()
+    select_box(page, older).click()
+    page.locator("#bulk-form").get_by_role("button", name="Compare").click()
+
+    expect(page).to_have_url(re.compile(r"/compare/\?a=\d+&b=\d+$"))
+    prompts = page.locator(".compare__prompt")
+    expect(prompts.first.locator("mark")).to_have_text(["blue", "dawn"])
+    expect(prompts.last.locator("mark")).to_have_text(["red", "dusk"])
+    expect(page.locator("tr.is-different th")).to_have_text(
+        [re.compile("^Quality"), re.compile("^Gallery")]
+    )
+    page.screenshot(path=f"{artifacts}/compare-side-by-side.png", full_page=True)
+
+    page.get_by_label("One over the other").check()
+    stack = page.locator(".compare__stack")
+    expect(stack).to_be_visible()
+    expect(page.locator(".compare__side")).to_be_hidden()
+    page.get_by_role("slider").fill("30")
+    assert stack.evaluate("(el) => el.style.getPropertyValue('--split')") == "30%"
+    page.screenshot(path=f"{artifacts}/compare-slider.png", full_page=False)

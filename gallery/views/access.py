@@ -66,7 +66,9 @@ def trashed_image_for_user(user, pk):
 
 
 def image_for_user(user, pk):
-    images = Image.objects.visible_to(user).select_related("generation__gallery", "display")
+    images = Image.objects.visible_to(user).select_related(
+        "generation__gallery", "generation__owner", "display"
+    )
     return get_object_or_404(images, pk=pk)
 
 

@@ -13,11 +13,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from gallery import bulk
 from gallery.forms import BulkActionForm, StudioFilterForm
-from gallery.models import Generation
+from gallery.models import Generation, Image
 from gallery.views import media, trash
 
 
@@ -37,6 +38,8 @@ def generation_bulk(request):
     action, gallery = form.cleaned_data["action"], form.cleaned_data.get("gallery")
     if action == "download":
         return media.selection_zip(request.user, generations)
+    if action == "compare":
+        return _compare(request, generations)
     try:
         if action == "move":
             outcome = bulk.move(generations, gallery)
@@ -56,6 +59,23 @@ def generation_bulk(request):
         message += f" {missing} could not be found (deleted meanwhile?)."
     undo = [g.pk for g in outcome.done] if action == "trash" else []
     return _answer(request, message, pks=pks, undo=undo)
+
+
+def _compare(request, generations):
+    """To the Compare page: the first image of each of two cards, or the first two of one
+    card of several images."""
+    images = Image.objects.shown().filter(generation__in=[g.pk for g in generations])
+    by_card = {}
+    for image in images.newest_first():
+        by_card.setdefault(image.generation_id, []).append(image)
+    if len(by_card) == 2:
+        pair = [found[0] for found in by_card.values()]
+    elif len(by_card) == 1 and len(found := next(iter(by_card.values()))) > 1:
+        pair = found[:2]
+    else:
+        message = "Pick two images to compare: tick two cards, or one card of several images."
+        return _answer(request, message, pks=[])
+    return redirect(f"{reverse('compare')}?a={pair[0].pk}&b={pair[1].pk}")
 
 
 def _answer(request, message, *, pks, undo=()):

@@ -370,4 +370,12 @@
   });
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", armToast);
   else armToast();
+
+  // -- compare: the slider shows B from the right over A (CSSOM, allowed by the CSP) -------
+  document.addEventListener("input", function (event) {
+    var slider = event.target.closest && event.target.closest("[data-compare-slider]");
+    if (!slider) return;
+    var stack = slider.closest("[data-compare-over]").querySelector(".compare__stack");
+    stack.style.setProperty("--split", slider.value + "%");
+  });
 })();
