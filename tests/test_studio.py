@@ -601,7 +601,7 @@ def test_delete_moves_a_finished_generation_to_the_trash_with_an_undo(alice, ali
     # The card swaps itself out; the toast comes out of band, its Undo restoring this one.
     html = response.content.decode()
     assert response.status_code == 200 and html.lstrip().startswith('<div id="toast"')
-    assert 'hx-swap-oob="true"' in html and "Moved to the trash." in html
+    assert 'hx-swap-oob="innerHTML"' in html and "Moved to the trash." in html
     assert 'action="/trash/restore/"' in html
     assert f'name="g" value="{generation.pk}"' in html
     generation.refresh_from_db()
