@@ -440,6 +440,10 @@ LOGGING = {
     },
 }
 
+# Deleted generations wait in the trash this many days (restorable), then a daily task
+# removes them and their files for good (gallery.tasks.empty_expired_trash).
+TRASH_DAYS = envint("TRASH_DAYS", 30)
+
 # The generation pipeline (see gallery/tasks.py).
 GENERATION_DEADLINE_SECONDS = envint("GENERATION_DEADLINE_SECONDS", 600)
 FIRST_POLL_SECONDS = envfloat("FIRST_POLL_SECONDS", 0.5)

@@ -146,6 +146,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         "image_size",
         "output_format",
         ("created_at", admin.DateFieldListFilter),
+        ("trashed_at", admin.EmptyFieldListFilter),  # in the trash: "Not empty"
     ]
     search_fields = ["prompt", "owner__username", "owner__email", "request_id"]
     search_help_text = "Prompt, owner's user name or email, or the provider's request id."
@@ -186,7 +187,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
                 "fields": [
                     ("created_at", "requested_at", "submitted_at", "started_at"),
                     ("provider_completed_at", "completed_at", "failed_at", "cancelled_at"),
-                    "updated_at",
+                    ("trashed_at", "updated_at"),
                 ]
             },
         ),
@@ -227,6 +228,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
         "completed_at",
         "failed_at",
         "cancelled_at",
+        "trashed_at",
         "updated_at",
         "uid",
         "submit_count",

@@ -2,6 +2,7 @@ from django.conf import settings
 
 from gallery.identity.admission import password_signup_open
 from gallery.identity.signals import still_awaiting_approval
+from gallery.views.trash import pop_toast
 
 
 def darkroom(request):
@@ -12,4 +13,6 @@ def darkroom(request):
         "signup_enabled": password_signup_open(),
         "password_reset_available": settings.EMAIL_ENABLED and not settings.OIDC_ONLY,
         "awaiting_approval": lambda: still_awaiting_approval(request),
+        # The toast a redirect left (after a delete: with Undo), shown once by base.html.
+        "toast": lambda: pop_toast(request),
     }

@@ -224,7 +224,10 @@ class GalleryDeleteForm(forms.Form):
     KEEP, DELETE = "keep", "delete"
 
     images = forms.ChoiceField(
-        choices=[(KEEP, "Move its images to the default gallery"), (DELETE, "Delete its images")],
+        choices=[
+            (KEEP, "Move its images to the default gallery"),
+            (DELETE, "Move its images to the trash"),
+        ],
         initial=KEEP,
         widget=forms.RadioSelect,
         label="Its images",
@@ -350,6 +353,35 @@ class MoveGenerationForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["gallery"].queryset = Gallery.objects.editable_by(user).select_related("owner")
+
+
+class BulkActionForm(forms.Form):
+    """What the select bar asks for the selected generations (posted as `g`, read by the
+    view): an action, and for a move the gallery, any the mover may add to."""
+
+    ACTIONS = [
+        ("move", "Move to gallery"),
+        ("favourite", "Add to favourites"),
+        ("unfavourite", "Remove from favourites"),
+        ("download", "Download .zip"),
+        ("compare", "Compare"),
+        ("trash", "Delete"),
+    ]
+
+    action = forms.ChoiceField(choices=ACTIONS)
+    gallery = GalleryChoiceField(
+        queryset=Gallery.objects.none(), required=False, empty_label=None, label="Move to"
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, auto_id="bulk-%s", **kwargs)
+        self.fields["gallery"].queryset = Gallery.objects.editable_by(user).select_related("owner")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") == "move" and not data.get("gallery"):
+            self.add_error("gallery", "Choose the gallery to move them to.")
+        return data
 
 
 class GalleryMemberForm(LabelsAbove, forms.Form):

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from gallery.api import openai, rest
-from gallery.views import galleries, media, ops, share, studio, usage
+from gallery.views import bulk, compare, galleries, media, ops, share, studio, trash, usage
 
 urlpatterns = [
     # The studio: generate, watch, browse (issue: studio).
@@ -19,6 +19,14 @@ urlpatterns = [
     ),
     path("generations/<int:pk>/delete/", studio.generation_delete, name="generation_delete"),
     path("images/<int:pk>/", studio.image_detail, name="image_detail"),
+    # The select bar: one request for every selected card (issue 20).
+    path("generations/bulk/", bulk.generation_bulk, name="generation_bulk"),
+    path("compare/", compare.compare, name="compare"),
+    # The trash: restore, delete forever, empty; deleted generations wait here (issue 20).
+    path("trash/", trash.trash, name="trash"),
+    path("trash/restore/", trash.trash_restore, name="trash_restore"),
+    path("trash/delete/", trash.trash_delete, name="trash_delete"),
+    path("trash/empty/", trash.trash_empty, name="trash_empty"),
     # What was spent: months per person and gallery, the ledger as CSV (issue: spend).
     path("usage/", usage.usage, name="usage"),
     path("usage/entries.csv", usage.usage_csv, name="usage_csv"),
@@ -60,6 +68,7 @@ urlpatterns = [
     path("media/images/<int:pk>/thumbnail/", media.image_thumbnail, name="image_thumbnail"),
     path("media/images/<int:pk>/display/", media.image_display, name="image_display"),
     path("media/images/<int:pk>/download/", media.image_download, name="image_download"),
+    path("media/trash/<int:pk>/thumbnail/", media.trash_thumbnail, name="trash_thumbnail"),
     # Public, read-only pages behind a live share link; no account needed (a POST to a page
     # is its password form's).
     path("s/<str:token>/", share.share_gallery, name="share_gallery"),

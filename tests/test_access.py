@@ -102,6 +102,46 @@ ROWS = [
     ("image_display", "board_image", "GET", {}, SIGNED_IN),
     # A personal API token is its owner's alone (the API itself: the API section below).
     ("api_token_revoke", "alice_token", "POST", {}, {"owner"}),
+    # The trash (issue 20): who may remove a generation may restore it or delete it forever
+    # (a URL without an object: the generations are posted as `g`).
+    ("trash", None, "GET", {}, SIGNED_IN),  # each their own: what it lists is tested below
+    ("trash_thumbnail", "plan_trashed_image", "GET", {}, {"owner"}),
+    ("trash_thumbnail", "bobs_trashed_image", "GET", {}, {"owner", "contributor"}),
+    ("trash_restore", None, "POST", {"g": "plan_trashed"}, {"owner"}),
+    ("trash_restore", None, "POST", {"g": "bobs_trashed"}, {"owner", "contributor"}),
+    ("trash_restore", None, "POST", {"g": "erins_trashed"}, {"owner"}),
+    ("trash_delete", None, "POST", {"g": "plan_trashed"}, {"owner"}),
+    ("trash_delete", None, "POST", {"g": "bobs_trashed"}, {"owner", "contributor"}),
+    # The select bar: one request for many, each changed only as its single card allows.
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "plan"}, {"owner"}),
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "bobs"}, {"owner", "contributor"}),
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "erins"}, {"owner"}),
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "board_done"}, {"owner"}),
+    ("generation_bulk", None, "POST", {"action": "favourite", "g": "plan"}, SEES_PRIVATE),
+    ("generation_bulk", None, "POST", {"action": "favourite", "g": "board_done"}, SIGNED_IN),
+    (
+        "generation_bulk",
+        None,
+        "POST",
+        {"action": "move", "g": "bobs", "gallery": "own gallery"},
+        {"owner", "contributor"},
+    ),
+    ("generation_bulk", None, "POST", {"action": "trash", "g": "plan_trashed"}, set()),
+    # Compare: whoever may see both images (each through image_for_user).
+    ("compare", None, "GET", {"a": "plan_image", "b": "bobs_image"}, SEES_PRIVATE),
+    ("compare", None, "GET", {"a": "board_image", "b": "plan_image"}, SEES_PRIVATE),
+    ("compare", None, "GET", {"a": "board_image", "b": "board_image"}, SIGNED_IN),
+    ("compare", None, "GET", {"a": "plan_image", "b": "plan_trashed_image"}, set()),
+    # A trashed generation's every other door is shut, to its owner too, until restored.
+    ("generation_detail", "plan_trashed", "GET", {}, set()),
+    ("image_detail", "plan_trashed_image", "GET", {}, set()),
+    ("image_original", "plan_trashed_image", "GET", {}, set()),
+    ("image_thumbnail", "plan_trashed_image", "GET", {}, set()),
+    ("image_display", "plan_trashed_image", "GET", {}, set()),
+    ("image_download", "plan_trashed_image", "GET", {}, set()),
+    ("generation_favourite", "plan_trashed", "POST", {"favourite": "1"}, set()),
+    ("generation_delete", "plan_trashed", "POST", {}, set()),
+    ("generation_move", "plan_trashed", "POST", {"gallery": "own gallery"}, set()),
 ]
 # The board has a budget to clear (an owner's POST must change something).
 BOARD_BUDGET = "7.5"
@@ -170,6 +210,15 @@ def world(people):
         "plans_link": ShareLink.objects.create(gallery=plans),
         "alice_token": ApiToken.objects.create(user=alice, name="Alice's script"),
     }
+    # In the trash: Alice's, Bob's, and Erin's from when she contributed.
+    trashed = {
+        "plan_trashed": make_generation(alice, gallery=plans, prompt="Alice's binned plan"),
+        "bobs_trashed": make_generation(bob, gallery=plans, prompt="Bob's binned sketch"),
+        "erins_trashed": make_generation(erin, gallery=plans, prompt="Erin's binned draft"),
+    }
+    Generation.objects.filter(pk__in=[g.pk for g in trashed.values()]).move_to_trash()
+    objects |= trashed
+    objects |= {f"{name}_image": g.images.get() for name, g in trashed.items()}
     # Erin was a contributor; she is not any more.
     erin_membership.delete()
     now = timezone.now()
@@ -201,7 +250,7 @@ def snapshot(media_root):
 def requests_of(world, user):
     """(label, method, url, data, allowed actors) for every row, for `user`."""
     for name, target, method, data, allowed in ROWS:
-        targets = target if isinstance(target, tuple) else (target,)
+        targets = () if target is None else target if isinstance(target, tuple) else (target,)
         url = reverse(name, args=[world[t].pk for t in targets])
         filled = {}
         for key, value in data.items():
@@ -291,6 +340,10 @@ def share_requests(world):
         yield f"{name} (other gallery)", reverse(name, args=[live, image]), 404
         unfinished = world["unfinished_image"].pk
         yield f"{name} (unfinished)", reverse(name, args=[live, unfinished]), 404
+        # In the trash: gone for a visitor with the gallery's live link (issue 20).
+        trashed = world["plan_trashed_image"].pk
+        plans_link = world["plans_link"].token
+        yield f"{name} (trashed)", reverse(name, args=[plans_link, trashed]), 404
         yield f"{name} (used up)", reverse(name, args=[world["used_up"].token, image]), 404
         if name != "share_image":  # the page itself answers with the password form
             yield f"{name} (locked)", reverse(name, args=[world["locked"].token, image]), 404
@@ -339,14 +392,45 @@ def test_listing_pages_show_nothing_of_a_private_gallery_to_those_outside_it(
     client = client_for(client, people[actor])
     plans = world["plans"]
     assert client.get(f"/?gallery={plans.pk}").status_code == 404  # the gallery's page
-    for url in ("/", "/galleries/", "/team/"):
+    for url in ("/", "/galleries/", "/team/", "/trash/"):
         html = page(client, url)
-        for secret in ("Studio plans", "Alice&#x27;s secret plan", "Bob&#x27;s sketch"):
+        for secret in ("Studio plans", "Alice&#x27;s secret plan", "Bob&#x27;s sketch", "binned"):
             assert secret not in html, (url, secret)
         assert "Erin&#x27;s draft" not in html, url  # Erin's own work left with the gallery
         assert f"/media/images/{world['plan_image'].pk}/" not in html, url
     # The gallery open to the team is on the Team page for them.
     assert "Open board" in page(client, "/team/")
+
+
+# What each person's Trash page lists, and what emptying it deletes: what they may remove.
+TRASH_OF = {
+    "owner": {"plan_trashed", "bobs_trashed", "erins_trashed"},
+    "contributor": {"bobs_trashed"},
+    "viewer": set(),
+    "outsider": set(),
+    "removed": set(),  # Erin's own, in a gallery she no longer adds to: the owner's now
+}
+BINNED = {
+    "plan_trashed": "Alice&#x27;s binned plan",
+    "bobs_trashed": "Bob&#x27;s binned sketch",
+    "erins_trashed": "Erin&#x27;s binned draft",
+}
+
+
+@pytest.mark.parametrize("actor", sorted(TRASH_OF))
+def test_the_trash_page_lists_only_what_each_person_may_remove(client, people, world, actor):
+    html = page(client_for(client, people[actor]), "/trash/")
+    assert {name for name, prompt in BINNED.items() if prompt in html} == TRASH_OF[actor]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_emptying_the_trash_deletes_only_what_each_person_may_remove(client, people, world, actor):
+    response = client_for(client, people[actor]).post("/trash/empty/")
+    if actor == "anonymous":
+        assert refused(response, actor)
+    left = set(Generation.objects.trashed().values_list("pk", flat=True))
+    expected_gone = TRASH_OF.get(actor, set())
+    assert left == {world[name].pk for name in BINNED if name not in expected_gone}
 
 
 def test_members_see_the_private_gallery_among_those_shared_with_them(client, people, world):
@@ -399,7 +483,9 @@ def test_every_url_that_takes_an_object_is_in_the_walk():
             elif isinstance(pattern, URLPattern) and pattern.name:
                 yield namespace + pattern.name, bool(pattern.pattern.converters)
 
-    walked = {row[0] for row in ROWS} | set(SHARE_GALLERY_URLS) | set(SHARE_IMAGE_URLS)
+    # Rows without a target post their objects (`g`) to a URL that names none.
+    walked = {row[0] for row in ROWS if row[1] is not None}
+    walked |= set(SHARE_GALLERY_URLS) | set(SHARE_IMAGE_URLS)
     walked |= set(IDENTITY_URLS) | set(API_URLS)
     app_urls = dict(names(get_resolver().url_patterns))
     taking_an_object = {name for name, has_arguments in app_urls.items() if has_arguments}

@@ -565,7 +565,8 @@ def scheduler_staff(client, db):
 def test_other_staff_see_schedules_read_only_and_can_add_change_or_delete_none(scheduler_staff):
     from django_q.models import Schedule
 
-    watchdog = Schedule.objects.get()
+    watchdog = Schedule.objects.get(name="darkroom-watchdog")
+    schedules = list(Schedule.objects.order_by("pk").values_list("pk", "func"))
     listed = scheduler_staff.get("/admin/django_q/schedule/")
     assert listed.status_code == 200 and watchdog.func in listed.text
     page = scheduler_staff.get(f"/admin/django_q/schedule/{watchdog.pk}/change/")
@@ -578,7 +579,7 @@ def test_other_staff_see_schedules_read_only_and_can_add_change_or_delete_none(s
     assert scheduler_staff.post(change, {**attack, "repeats": -1}).status_code == 403
     delete = f"/admin/django_q/schedule/{watchdog.pk}/delete/"
     assert scheduler_staff.post(delete, {"post": "yes"}).status_code == 403
-    assert list(Schedule.objects.values_list("pk", "func")) == [(watchdog.pk, watchdog.func)]
+    assert list(Schedule.objects.order_by("pk").values_list("pk", "func")) == schedules
 
 
 def test_superusers_manage_schedules(staff_client):
@@ -586,7 +587,7 @@ def test_superusers_manage_schedules(staff_client):
 
     add = staff_client.get("/admin/django_q/schedule/add/")
     assert add.status_code == 200 and 'name="func"' in add.text
-    watchdog = Schedule.objects.get()
+    watchdog = Schedule.objects.get(name="darkroom-watchdog")
     delete = f"/admin/django_q/schedule/{watchdog.pk}/delete/"
     assert staff_client.post(delete, {"post": "yes"}).status_code == 302
-    assert not Schedule.objects.exists()
+    assert not Schedule.objects.filter(pk=watchdog.pk).exists()

@@ -243,13 +243,14 @@ def test_search_filters_favourite_use_settings_delete_and_the_detail_page(
     expect(compose(page).get_by_label("Quality")).to_have_value("medium")
     expect(compose(page).get_by_label("Number of images")).to_have_value("4")
 
-    # Delete asks first, then removes the card and the generation.
+    # Delete asks first, then moves the card to the trash, with an Undo in a toast.
     boat = grid.filter(has_text="a paper boat at night")
     boat.locator("summary").click()
-    expect(boat.locator(".confirm__panel")).to_contain_text("for good?")
+    expect(boat.locator(".confirm__panel")).to_contain_text("to the trash?")
     boat.locator(".confirm__panel").get_by_role("button", name="Delete").click()
     expect(grid).to_have_count(8)
-    assert not Generation.objects.filter(prompt="a paper boat at night").exists()
+    expect(page.locator("#toast")).to_contain_text("Moved to the trash.")
+    assert Generation.objects.get(prompt="a paper boat at night").is_trashed
     assert page.evaluate("window.__marker") == 1
 
     # A narrow phone screen.

@@ -103,18 +103,22 @@ def test_deleting_a_gallery_can_move_its_images_to_the_default_gallery(
     assert "Deleted “Posters”; its images are in “My images”." in page
 
 
-def test_deleting_a_gallery_can_delete_its_images_and_their_files(
+def test_deleting_a_gallery_with_its_images_sends_them_to_the_trash(
     alice_client, alice, posters, django_capture_on_commit_callbacks
 ):
     generation = make_generation(alice, gallery=posters, images=2)
     kept = make_generation(alice, images=1)
     files = [name for image in generation.images.all() for name in image_files(image)]
 
-    with django_capture_on_commit_callbacks(execute=True):
-        alice_client.post(f"/galleries/{posters.pk}/delete/", {"images": "delete"})
+    alice_client.post(f"/galleries/{posters.pk}/delete/", {"images": "delete"})
 
+    generation.refresh_from_db()
+    assert generation.is_trashed and generation.gallery == Gallery.default_for(alice)
+    assert "A lighthouse" in alice_client.get("/trash/").content.decode()
+    assert all(default_storage.exists(name) for name in files)  # restorable meanwhile
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post("/trash/empty/")
     assert not Generation.objects.filter(pk=generation.pk).exists()
-    assert not Image.objects.filter(generation_id=generation.pk).exists()
     assert not any(default_storage.exists(name) for name in files)
     assert all(default_storage.exists(name) for name in image_files(kept.images.get()))
 

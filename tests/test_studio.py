@@ -588,31 +588,34 @@ def test_favourite_without_javascript_goes_back_to_a_safe_next(alice, alice_clie
     assert elsewhere["Location"] == "/"
 
 
-def test_delete_removes_a_finished_generation_and_its_files(
-    alice, alice_client, django_capture_on_commit_callbacks
-):
+def test_delete_moves_a_finished_generation_to_the_trash_with_an_undo(alice, alice_client):
     generation = make_generation(alice, files=True, num_images=2)
     names = [
         name
         for image in generation.images.all()
         for name in (image.original.name, image.thumbnail.name)
     ]
-    assert all(default_storage.exists(name) for name in names)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = alice_client.post(f"/generations/{generation.pk}/delete/", **HTMX)
+    response = alice_client.post(f"/generations/{generation.pk}/delete/", **HTMX)
 
-    assert response.status_code == 200 and response.content == b""
-    assert not Generation.objects.filter(pk=generation.pk).exists()
-    assert not Image.objects.exists()
-    assert not any(default_storage.exists(name) for name in names)
+    # The card swaps itself out; the toast comes out of band, its Undo restoring this one.
+    html = response.content.decode()
+    assert response.status_code == 200 and html.lstrip().startswith('<div id="toast"')
+    assert 'hx-swap-oob="innerHTML"' in html and "Moved to the trash." in html
+    assert 'action="/trash/restore/"' in html
+    assert f'name="g" value="{generation.pk}"' in html
+    generation.refresh_from_db()
+    assert generation.is_trashed
+    assert all(default_storage.exists(name) for name in names)  # until it is emptied
+    assert f"generation-{generation.pk}" not in alice_client.get("/").content.decode()
 
 
 def test_delete_offers_a_confirmation_not_a_one_click_loss(alice, alice_client):
     generation = make_generation(alice)
     html = alice_client.get("/").content.decode()
     confirm = re.search(r'<details class="confirm">.*?</details>', html, re.S).group()
-    assert "for good?" in confirm and f'hx-post="/generations/{generation.pk}/delete/"' in confirm
+    assert "to the trash?" in confirm
+    assert f'hx-post="/generations/{generation.pk}/delete/"' in confirm
 
 
 def test_delete_refuses_an_unfinished_generation(alice, alice_client):
@@ -626,7 +629,10 @@ def test_delete_without_javascript_redirects_with_a_message(alice, alice_client)
     generation = make_generation(alice, status=S.FAILED)
     response = alice_client.post(f"/generations/{generation.pk}/delete/", follow=True)
     assert response.redirect_chain == [("/", 302)]
-    assert "Deleted." in response.content.decode()
+    html = response.content.decode()
+    assert "Moved to the trash." in html and 'action="/trash/restore/"' in html
+    # Shown once: the next page has no toast left.
+    assert "Moved to the trash." not in alice_client.get("/").content.decode()
 
 
 @pytest.mark.parametrize(

@@ -214,14 +214,21 @@ class Gallery(models.Model):
         return GalleryMember.objects.create(gallery=self, user=user, role=role, added_by=added_by)
 
     def remove(self, *, keep_images):
-        """Delete this gallery, its share links and memberships. With keep_images its
-        generations (whoever made them) move to the owner's default gallery; without,
-        they go too (their files on commit)."""
+        """Delete this gallery, its share links and memberships. Its generations (whoever
+        made them) move to the owner's default gallery: with keep_images as they are;
+        without, into the owner's trash (those still running are cancelled first, so
+        nothing goes on spending out of sight), to be restored there or removed for good
+        after TRASH_DAYS."""
         if self.is_default:
             raise ValueError("the default gallery can't be deleted: new images land there")
+        generations = self.generations.all()
+        Generation = generations.model  # generations.py imports this module
         with transaction.atomic():
-            if keep_images:
-                self.generations.update(gallery=Gallery.default_for(self.owner))
+            if not keep_images:
+                for running in generations.filter(status__in=Generation.CANCELLABLE):
+                    running.cancel()
+                generations.move_to_trash()
+            generations.update(gallery=Gallery.default_for(self.owner))
             self.delete()
 
 

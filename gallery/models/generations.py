@@ -16,7 +16,13 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRe
 from django.urls import reverse
 from django.utils import timezone
 
-from gallery.models.galleries import Gallery, Role, gallery_visible_to, role_in_gallery
+from gallery.models.galleries import (
+    Gallery,
+    Role,
+    gallery_visible_to,
+    holding,
+    role_in_gallery,
+)
 from gallery.models.spending import UsageEntry
 
 # The provider contract's parameter values (../shared/gpt-image-1.5-api.md).
@@ -54,12 +60,61 @@ class GenerationQuerySet(models.QuerySet):
     def visible_to(self, user):
         """The generations in galleries `user` may see (galleries.gallery_visible_to), each
         with what the caller's actions need: `caller_role` in its gallery, whether they
-        made it (`caller_is_maker`) and whether it is one of their favourites."""
-        return self.filter(gallery_visible_to(user, "gallery")).annotate(
+        made it (`caller_is_maker`) and whether it is one of their favourites. Trashed ones
+        are left out: every page, file and action asks this, so the trash hides them all."""
+        return self.kept().filter(gallery_visible_to(user, "gallery"))._as_seen_by(user)
+
+    def _as_seen_by(self, user):
+        return self.annotate(
             caller_role=role_in_gallery(user, "gallery"),
             caller_is_maker=ExpressionWrapper(Q(owner=user), output_field=BooleanField()),
             caller_favourite=Exists(Favourite.objects.filter(user=user, generation=OuterRef("pk"))),
         )
+
+    # -- the trash: a generation with `trashed_at` set is hidden everywhere but there -------
+
+    def kept(self):
+        """Not in the trash."""
+        return self.filter(trashed_at__isnull=True)
+
+    def trashed(self):
+        return self.filter(trashed_at__isnull=False)
+
+    def removable_by(self, user):
+        """Those `user` may delete, move or restore, as Role.may_remove says, in SQL: any in
+        a gallery they manage, and their own where they may still add."""
+        managing = holding(user, Role.having("can_manage"), "gallery")
+        contributing = holding(user, Role.having("can_contribute"), "gallery")
+        return self.filter(managing | (Q(owner=user) & contributing))
+
+    def trash_of(self, user):
+        """The Trash page of `user`: trashed generations they may restore or delete forever,
+        the latest trashed first, with what the card partial needs to know of the caller."""
+        return self.trashed().removable_by(user)._as_seen_by(user).order_by("-trashed_at", "-id")
+
+    def move_to_trash(self, now=None):
+        """Trash these, where finished (one still running would go on spending out of
+        sight: cancel it first). One UPDATE; returns how many went. The usage ledger is
+        left as it is: they were paid for."""
+        now = now or timezone.now()
+        finished = self.kept().filter(status__in=Generation.FINISHED)
+        return finished.update(trashed_at=now, updated_at=now)
+
+    def restore(self):
+        """Take these out of the trash, back where they were. One UPDATE."""
+        return self.trashed().update(trashed_at=None, updated_at=timezone.now())
+
+    def expired_trash(self, now=None):
+        """Trashed longer ago than settings.TRASH_DAYS: the daily schedule removes them."""
+        now = now or timezone.now()
+        return self.filter(trashed_at__lt=now - timedelta(days=settings.TRASH_DAYS))
+
+    def delete_forever(self):
+        """Delete these trashed generations, their images and (once committed) their
+        files, through the storage API (gallery/signals.py), so S3 works as a folder does.
+        Their usage entries stay (generation set to NULL): what was spent is never undone."""
+        deleted, by_model = self.trashed().delete()
+        return by_model.get(Generation._meta.label, 0)
 
     def unfinished(self):
         return self.filter(status__in=Generation.UNFINISHED)
@@ -241,6 +296,9 @@ class Generation(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # In the trash since: hidden from every page, file and share link (visible_to, Image
+    # shown), removed for good settings.TRASH_DAYS later. Still counted in usage.
+    trashed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = GenerationQuerySet.as_manager()
@@ -259,6 +317,12 @@ class Generation(models.Model):
             models.Index(fields=["gallery", "status"], name="generation_gallery_status"),
             # Operators search by the provider's id.
             models.Index(fields=["request_id"], name="generation_request_id"),
+            # The Trash page and the daily removal of what expired: only trashed rows.
+            models.Index(
+                fields=["trashed_at"],
+                condition=Q(trashed_at__isnull=False),
+                name="generation_trashed",
+            ),
         ]
 
     def __str__(self):
@@ -290,6 +354,17 @@ class Generation(models.Model):
     @property
     def can_cancel(self):
         return self.status in self.CANCELLABLE
+
+    @property
+    def is_trashed(self):
+        return self.trashed_at is not None
+
+    @property
+    def removed_for_good_at(self):
+        """When the daily schedule deletes it for good (on its first run after this)."""
+        if self.trashed_at is None:
+            return None
+        return self.trashed_at + timedelta(days=settings.TRASH_DAYS)
 
     # What the caller may do, on a generation found through visible_to(caller).
 
@@ -642,8 +717,11 @@ NEWEST_FIRST = ("-generation__created_at", "-generation_id", "index")
 
 class ImageQuerySet(models.QuerySet):
     def shown(self):
-        """The images galleries, zips and share pages show: those of completed generations."""
-        return self.filter(generation__status=Generation.Status.COMPLETED)
+        """The images galleries, zips and share pages show: those of completed generations
+        that are not in the trash."""
+        return self.filter(
+            generation__status=Generation.Status.COMPLETED, generation__trashed_at__isnull=True
+        )
 
     def in_gallery(self, gallery):
         """What a gallery (or its pk) shows, newest first."""
@@ -653,9 +731,11 @@ class ImageQuerySet(models.QuerySet):
         return self.order_by(*NEWEST_FIRST)
 
     def visible_to(self, user):
-        """Images of generations in galleries `user` may see, with `caller_role` there."""
+        """Images of generations in galleries `user` may see, with `caller_role` there; none
+        of a trashed generation (their files answer 404 until it is restored)."""
         path = "generation__gallery"
-        return self.filter(gallery_visible_to(user, path)).annotate(
+        kept = self.filter(generation__trashed_at__isnull=True)
+        return kept.filter(gallery_visible_to(user, path)).annotate(
             caller_role=role_in_gallery(user, path)
         )
 

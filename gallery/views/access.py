@@ -46,8 +46,29 @@ def generation_to_remove(user, pk):
     return generation
 
 
+def trashed_to_remove(user, pks):
+    """The trashed generations among `pks` that `user` may restore or delete forever
+    (Generation.objects.trash_of), as a queryset to act on; 404 when there is none."""
+    mine = Generation.objects.trash_of(user).filter(pk__in=pks).values("pk")
+    found = Generation.objects.filter(pk__in=mine)
+    if not found.exists():
+        raise Http404("Nothing of yours in the trash")
+    return found
+
+
+def trashed_image_for_user(user, pk):
+    """An image of a trashed generation `user` may restore: the Trash page's thumbnails
+    (every other door to it answers 404 while it is trashed)."""
+    trash = Generation.objects.trash_of(user).values("pk")
+    return get_object_or_404(
+        Image.objects.select_related("generation"), pk=pk, generation__in=trash
+    )
+
+
 def image_for_user(user, pk):
-    images = Image.objects.visible_to(user).select_related("generation__gallery", "display")
+    images = Image.objects.visible_to(user).select_related(
+        "generation__gallery", "generation__owner", "display"
+    )
     return get_object_or_404(images, pk=pk)
 
 

@@ -9,9 +9,10 @@ manages it (gallery_to_manage); its members see it among "Shared with me" and ma
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Prefetch, Subquery, Value
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -59,8 +60,13 @@ def _with_counts(galleries):
     """Galleries with their counts, a cover (the newest image) and their owner."""
     newest_image = Image.objects.in_gallery(OuterRef("pk")).values("pk")[:1]
     return galleries.select_related("owner").annotate(
-        generation_count=Count("generations", distinct=True),
-        image_count=Count("generations__images", distinct=True),
+        # What the trash holds is not counted (nor shown: the cover is Image.shown).
+        generation_count=Count(
+            "generations", filter=Q(generations__trashed_at__isnull=True), distinct=True
+        ),
+        image_count=Count(
+            "generations__images", filter=Q(generations__trashed_at__isnull=True), distinct=True
+        ),
         cover_image_id=Subquery(newest_image),
     )
 
@@ -212,7 +218,11 @@ def gallery_delete(request, pk):
         default = Gallery.default_for(request.user)
         messages.success(request, f"Deleted “{gallery.name}”; its images are in “{default}”.")
     else:
-        messages.success(request, f"Deleted “{gallery.name}” and its images.")
+        messages.success(
+            request,
+            f"Deleted “{gallery.name}”; its images are in the trash for {settings.TRASH_DAYS} "
+            "days, should you want one back.",
+        )
     return redirect("gallery_list")
 
 
@@ -356,7 +366,7 @@ def gallery_leave(request, pk):
 @login_required
 def team(request):
     """Galleries shared with me and those opened to the whole team, newest images first."""
-    completed = Generation.objects.completed()
+    completed = Generation.objects.completed().kept()
     latest = Prefetch(
         "generations",
         queryset=completed.order_by("-created_at", "-id")[:TEAM_LATEST_IMAGES],

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_safe
 
 from gallery.imaging import DISPLAY_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE
 from gallery.models import Image, Role, display_of
-from gallery.views.access import gallery_for_user, image_for_user
+from gallery.views.access import gallery_for_user, image_for_user, trashed_image_for_user
 from gallery.views.share import link_for_files, shared_images, visitor_door
 
 logger = logging.getLogger(__name__)
@@ -142,6 +142,15 @@ def image_display(request, pk):
 def image_download(request, pk):
     image = image_for_user(request.user, pk)
     return _serve(request, image, "original", cache=_cache_for(image), attachment=True)
+
+
+@require_safe
+@login_required
+def trash_thumbnail(request, pk):
+    """A thumbnail for the Trash page, only to who may restore it: every other door to a
+    trashed image answers 404."""
+    image = trashed_image_for_user(request.user, pk)
+    return _serve(request, image, "thumbnail", cache=MEMBER_CACHE)
 
 
 def _serve_shared(request, token, pk, kind, *, attachment=False):
@@ -257,6 +266,14 @@ def gallery_zip(request, pk):
     gallery = gallery_for_user(request.user, pk)
     images = Image.objects.in_gallery(gallery).select_related("generation")
     return _zip_response(images, gallery.name)
+
+
+def selection_zip(user, generations):
+    """The select bar's Download: the images of the selected generations `user` may see,
+    streamed as the gallery zip is."""
+    pks = [generation.pk for generation in generations]
+    images = Image.objects.visible_to(user).shown().filter(generation__in=pks)
+    return _zip_response(images.select_related("generation").newest_first(), "darkroom-images")
 
 
 @require_safe

@@ -28,6 +28,7 @@ from gallery import changes, schedule, spend, tasks
 from gallery.forms import GenerationForm, StudioFilterForm
 from gallery.models import Gallery, Generation, Image, Role
 from gallery.templatetags.studio import card_version
+from gallery.views import trash
 from gallery.views.access import (
     generation_for_user,
     generation_to_remove,
@@ -115,6 +116,8 @@ def _gallery_context(request, galleries):
         "filtering": filters.is_filtering(),
         "gallery": gallery,
         "members": list(gallery.members.select_related("user")) if gallery else [],
+        # The select bar's "Move to" (templates/gallery/_bulk_bar.html).
+        "move_targets": [g for g in galleries if g.role.can_contribute],
     }
 
 
@@ -398,15 +401,18 @@ def generation_favourite(request, pk):
 @require_POST
 @login_required
 def generation_delete(request, pk):
-    """Delete a finished generation with its images (their files go once the rows do)."""
+    """Move a finished generation to the trash (restorable for TRASH_DAYS); a toast offers
+    Undo at once."""
     generation = generation_to_remove(request.user, pk)
     if not generation.is_finished:
         return HttpResponse("Cancel the generation before deleting it.", status=409)
-    generation.delete()
+    Generation.objects.filter(pk=generation.pk).move_to_trash()
+    message = "Moved to the trash."
     if request.htmx:
-        return HttpResponse()  # the card swaps itself out for nothing
-    messages.success(request, "Deleted.")
-    return redirect("studio")
+        # The card swaps itself out for nothing; the toast comes out of band.
+        return HttpResponse(trash.toast(request, message, undo=[generation.pk], oob=True))
+    trash.toast(request, message, undo=[generation.pk])
+    return redirect(trash.next_url(request, "studio"))
 
 
 def _card_or_back(request, generation, message=None):
@@ -474,7 +480,7 @@ def _move_targets(request, generation):
 def _neighbours(image):
     """The images before and after this one in its gallery (newest first, then by index)."""
     generation = image.generation
-    in_gallery = Image.objects.filter(generation__gallery_id=generation.gallery_id)
+    in_gallery = Image.objects.shown().filter(generation__gallery_id=generation.gallery_id)
     created, gid = generation.created_at, generation.pk
     older = in_gallery.filter(
         Q(generation__created_at__lt=created)

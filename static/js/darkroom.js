@@ -267,4 +267,115 @@
     var next = new DOMParser().parseFromString(html, "text/html").querySelector(".card[data-status]");
     announce(event.detail.target, next);
   });
+
+  // -- select many: a checkbox on each card, the bar that acts on them (_bulk_bar.html) -----
+  // The checkboxes belong to #bulk-form wherever the cards are. Shift-click ticks (or
+  // unticks) the range from the last one clicked; Escape clears; the selection outlives a
+  // card being swapped in again (a live update, a star) until the bar's action is done.
+  var selection = { ids: new Set(), last: null };
+
+  function boxes() {
+    return Array.prototype.slice.call(document.querySelectorAll("#generation-grid input[data-select]"));
+  }
+
+  function showSelection() {
+    var bar = document.getElementById("bulk-form");
+    boxes().forEach(function (box) { box.checked = selection.ids.has(box.value); });
+    var count = selection.ids.size;
+    if (bar) {
+      bar.classList.toggle("is-active", count > 0);
+      var output = bar.querySelector("[data-bulk-count]");
+      if (output) output.textContent = String(count);
+    }
+    var gallery = document.getElementById("gallery");
+    if (gallery) gallery.classList.toggle("is-selecting", count > 0);
+  }
+
+  function choose(box, on) {
+    if (on) selection.ids.add(box.value);
+    else selection.ids.delete(box.value);
+  }
+
+  // Space on a focused checkbox is a click too: Shift+Space ticks a range as Shift-click does.
+  document.addEventListener("click", function (event) {
+    var box = event.target.closest && event.target.closest("input[data-select]");
+    if (!box) return;
+    if (event.shiftKey && selection.last && selection.last !== box && document.contains(selection.last)) {
+      var all = boxes();
+      var from = all.indexOf(selection.last);
+      var to = all.indexOf(box);
+      if (from >= 0 && to >= 0) {
+        all.slice(Math.min(from, to), Math.max(from, to) + 1).forEach(function (each) {
+          choose(each, box.checked);
+        });
+      }
+    }
+    choose(box, box.checked);
+    selection.last = box;
+    showSelection();
+  });
+
+  // "Select all on this page" (a link to ?select=all without JavaScript) and "Clear".
+  document.addEventListener("click", function (event) {
+    var all = event.target.closest && event.target.closest("[data-select-all]");
+    var none = event.target.closest && event.target.closest("[data-select-none]");
+    if (!all && !none) return;
+    event.preventDefault();
+    if (all) boxes().forEach(function (box) { choose(box, true); });
+    else selection.ids.clear();
+    showSelection();
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !selection.ids.size) return;
+    if (typing(event.target) && !event.target.matches("[data-select]")) return;
+    selection.ids.clear();
+    showSelection();
+  });
+
+  // After the bar's action the selection is done with; after any other swap it stays.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var element = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (!element || !element.closest || !element.closest("#bulk-form")) return;
+    if (event.detail.successful) selection.ids.clear();
+    showSelection();
+  });
+  document.addEventListener("htmx:afterSettle", showSelection);
+
+  // The page may come with boxes ticked ("Select all" without JavaScript, the back button).
+  function readSelection() {
+    boxes().forEach(function (box) { if (box.checked) selection.ids.add(box.value); });
+    showSelection();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", readSelection);
+  else readSelection();
+
+  // -- the toast: dismissed by its button, or by itself after a while unless in use -------
+  var toastTimer = null;
+  function armToast() {
+    clearTimeout(toastTimer);
+    var toast = document.querySelector("[data-toast]");
+    if (!toast) return;
+    toastTimer = setTimeout(function () {
+      if (toast.matches(":hover, :focus-within")) armToast();
+      else toast.remove();
+    }, 12000);
+  }
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest && event.target.closest("[data-dismiss-toast]");
+    if (close) close.closest("[data-toast]").remove();
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "toast") armToast();
+  });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", armToast);
+  else armToast();
+
+  // -- compare: the slider shows B from the right over A (CSSOM, allowed by the CSP) -------
+  document.addEventListener("input", function (event) {
+    var slider = event.target.closest && event.target.closest("[data-compare-slider]");
+    if (!slider) return;
+    var stack = slider.closest("[data-compare-over]").querySelector(".compare__stack");
+    stack.style.setProperty("--split", slider.value + "%");
+  });
 })();
