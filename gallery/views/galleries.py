@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Prefetch, Subquery, Value
+from django.db.models import OuterRef, Prefetch, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -34,7 +34,6 @@ from gallery.forms import (
 from gallery.models import (
     Gallery,
     GalleryMember,
-    Generation,
     Image,
     ShareLink,
     UsageTotal,
@@ -55,14 +54,20 @@ from gallery.views.access import (
 TEAM_LATEST_IMAGES = 4
 
 
-def _with_counts(galleries):
+def _with_counts(galleries, latest=0):
     """Galleries with their counts, a cover (the newest image) and their owner."""
-    newest_image = Image.objects.in_gallery(OuterRef("pk")).values("pk")[:1]
-    return galleries.select_related("owner").annotate(
-        generation_count=Count("generations", distinct=True),
-        image_count=Count("generations__images", distinct=True),
-        cover_image_id=Subquery(newest_image),
-    )
+    return galleries.select_related("owner").with_counts(latest=latest)
+
+
+def _with_latest_images(galleries):
+    """The galleries (from _with_counts(..., latest=TEAM_LATEST_IMAGES)), each with
+    `latest`: its newest images, read in one query for all of them."""
+    galleries = list(galleries)
+    wanted = [pk for gallery in galleries for pk in gallery.latest_image_ids]
+    images = Image.objects.filter(pk__in=wanted).select_related("generation").in_bulk()
+    for gallery in galleries:
+        gallery.latest = [images[pk] for pk in gallery.latest_image_ids if pk in images]
+    return galleries
 
 
 def _members():
@@ -356,16 +361,10 @@ def gallery_leave(request, pk):
 @login_required
 def team(request):
     """Galleries shared with me and those opened to the whole team, newest images first."""
-    completed = Generation.objects.completed()
-    latest = Prefetch(
-        "generations",
-        queryset=completed.order_by("-created_at", "-id")[:TEAM_LATEST_IMAGES],
-        to_attr="latest",
-    )
 
     def galleries(queryset):
-        queryset = _with_counts(queryset).order_by("name", "owner__username")
-        return queryset.prefetch_related(latest, "latest__images")
+        queryset = _with_counts(queryset, latest=TEAM_LATEST_IMAGES)
+        return _with_latest_images(queryset.order_by("name", "owner__username"))
 
     sections = [
         {
