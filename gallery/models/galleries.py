@@ -143,6 +143,12 @@ class GalleryQuerySet(models.QuerySet):
         """Other people's galleries that `user` is a member of."""
         return self.visible_to(user).filter(members__user=user)
 
+    def shared_by(self, user):
+        """The galleries `user` made and shares: with members, or opened to the team."""
+        members = GalleryMember.objects.filter(gallery=OuterRef("pk"))
+        opened = Q(visibility=Gallery.Visibility.TEAM)
+        return self.owned_by(user).filter(Q(Exists(members)) | opened)
+
     def open_to_team(self, user):
         """Other people's galleries opened to the team, that `user` is no member of."""
         return self.visible_to(user).filter(caller_role=Role.TEAM.value)

@@ -360,13 +360,23 @@ def gallery_leave(request, pk):
 @require_GET
 @login_required
 def team(request):
-    """Galleries shared with me and those opened to the whole team, newest images first."""
+    """What the team shares: the caller's own shared galleries (with whom), those shared
+    with them, and those opened to the whole team, each with its newest images."""
 
     def galleries(queryset):
         queryset = _with_counts(queryset, latest=TEAM_LATEST_IMAGES)
         return _with_latest_images(queryset.order_by("name", "owner__username"))
 
     sections = [
+        {
+            "key": "mine",
+            "title": "Shared by me",
+            "galleries": galleries(
+                Gallery.objects.shared_by(request.user).prefetch_related(_members())
+            ),
+            "empty": "You share no gallery yet: add teammates to one, or open it to the "
+            "team, on the Galleries page.",
+        },
         {
             "key": "shared",
             "title": "Shared with me",
