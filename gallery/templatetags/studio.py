@@ -54,7 +54,7 @@ def dimensions(image_size):
 # How much of a prompt a card shows (and a detail page before "Show the whole prompt"): a
 # prompt may be 32,000 characters, and a page of 24 cards must not carry them all.
 CARD_PROMPT_CHARS = 280
-DETAIL_PROMPT_CHARS = 1200
+DETAIL_PROMPT_CHARS = 600
 
 
 @register.filter
