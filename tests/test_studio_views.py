@@ -7,18 +7,12 @@ import pytest
 from gallery import tasks
 from gallery.models import Gallery, Generation
 from tests.image_factories import make_generation
+from tests.test_generation_rules import VALID
 from tests.test_studio import cards, htmx
 
 pytestmark = pytest.mark.django_db
 
-FORM = {
-    "prompt": "a kite over the dunes",
-    "image_size": "1024x1024",
-    "background": "auto",
-    "quality": "low",
-    "num_images": "1",
-    "output_format": "png",
-}
+FORM = {**VALID, "quality": "low"}
 
 
 @pytest.fixture

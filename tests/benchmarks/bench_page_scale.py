@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.benchmarks.in_process import setup_django  # noqa: E402
+
 SHORT, LONG = 10, 10_000
 # The studio shows 24 cards a page: someone with 10 images gets 10 cards, someone with
 # 10,000 a full page. A third person with exactly a page tells the history's cost apart
@@ -132,25 +134,10 @@ def explain(url_name, client, url):
 
 def main():
     with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as folder:
-        os.environ.update(
-            DJANGO_SETTINGS_MODULE="config.settings",
-            DARKROOM_DATA_DIR=folder,
-            MEDIA_ROOT=str(Path(folder) / "media"),
-            LOG_LEVEL="WARNING",
-            DEBUG="1",  # Django's test Client speaks plain HTTP
-        )
-        import django
-        from django.core.management import call_command
+        setup_django(folder)
         from django.db import connection
         from django.test import Client
-        from django.test.utils import setup_test_environment
 
-        django.setup()
-        setup_test_environment()
-        call_command("migrate", verbosity=0)
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
         people = {}
         for label, count in (("short", SHORT), ("page", PAGE), ("long", LONG)):
             person, gallery = person_with_history(label, count)
@@ -159,7 +146,7 @@ def main():
             for url in pages(gallery).values():
                 timed_get(client, url)  # warm: imports, templates, first connections
             people[label] = (client, gallery, {name: ([], set()) for name in pages(gallery)})
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql":  # the planner's statistics for the new rows
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
         if os.environ.get("BENCH_EXPLAIN"):
