@@ -385,6 +385,9 @@
     } else if (length) {
       text = number.format(length) + " / " + number.format(max);
     }
+    var announcer = document.getElementById("announcer");
+    if (announcer && state && counter.dataset.state !== state) announcer.textContent = text;
+    counter.dataset.state = state;
     counter.textContent = text;
     counter.classList.toggle("prompt-count--near", state === "near");
     counter.classList.toggle("prompt-count--over", state === "over");
