@@ -93,12 +93,14 @@ lint: install-test
 # through the shipped server; the pipeline's scaling; what the page waits and asks (in
 # Debian's chromium); the zip's memory; load and the open pages one web host holds
 # (gunicorn, worker, simulator; loopback only) on SQLite and on PostgreSQL; the Generate
-# request at 10 and 10,000 generations; the studio page while 8 and 48 OpenAI-style requests
-# wait on slow generations (bench_api); Lighthouse on the image pages (npm lighthouse from
-# tests/lighthouse's lock file, on Debian's chromium). Each prints its
+# request at 10 and 10,000 generations; the studio, a gallery's page, Galleries and Team at
+# 10 and 10,000 images (SQLite and PostgreSQL); the studio page while 8 and 48 OpenAI-style
+# requests wait on slow generations (bench_api); Lighthouse on the image pages (npm lighthouse
+# from tests/lighthouse's lock file, on Debian's chromium). Each prints its
 # rows; the last table has every row side by side, and the exit code says whether every
 # target was met. BENCH_ARGS="--users 20 --seconds 20" shortens the load run.
-BENCHES = bench_burst bench_pipeline bench_page bench_zip bench_spend bench_api bench_lighthouse bench_load
+BENCHES = bench_burst bench_pipeline bench_page bench_zip bench_spend bench_page_scale \
+	bench_page_scale_pg bench_api bench_lighthouse bench_load
 bench: install-test postgres browser
 	@rm -f $(foreach b,$(BENCHES),bench-results/$(b).json)
 	@$(BIN)/python tests/benchmarks/bench_burst.py || true
@@ -106,6 +108,8 @@ bench: install-test postgres browser
 	@$(BIN)/python tests/benchmarks/bench_page.py || true
 	@$(BIN)/python tests/benchmarks/bench_zip.py || true
 	@$(BIN)/python tests/benchmarks/bench_spend.py || true
+	@$(BIN)/python tests/benchmarks/bench_page_scale.py || true
+	@if $(HAVE_POSTGRES); then .ci/with-postgres $(BIN)/python tests/benchmarks/bench_page_scale.py || true; fi
 	@$(BIN)/python tests/benchmarks/bench_api.py || true
 	@$(BIN)/python tests/benchmarks/bench_lighthouse.py || true
 	@if $(HAVE_POSTGRES); then .ci/with-postgres $(BIN)/python tests/benchmarks/bench_load.py $(BENCH_ARGS) || true; \

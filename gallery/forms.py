@@ -442,6 +442,24 @@ class GalleryVisibilityForm(forms.ModelForm):
         labels = {"visibility": "Who can see it"}
 
 
+class StudioViewField(GalleryChoiceField):
+    """What the studio shows: what the person made (empty, the default), everything they
+    may see (EVERYTHING), or one gallery, whoever made its images."""
+
+    EVERYTHING = "all"
+    MINE_LABEL = "Made by me"
+    EVERYTHING_LABEL = "Everything I can see"
+
+    def offer(self, galleries):
+        super().offer(galleries)
+        self.widget.choices.insert(1, (self.EVERYTHING, self.EVERYTHING_LABEL))
+
+    def clean(self, value):
+        if value == self.EVERYTHING:
+            return self.EVERYTHING
+        return super().clean(value)
+
+
 class StudioFilterForm(forms.Form):
     """The studio's search and filters (GET). An invalid value only drops that filter."""
 
@@ -468,8 +486,11 @@ class StudioFilterForm(forms.Form):
         choices=[("", "Any format"), *OUTPUT_FORMATS], required=False, label="Format"
     )
     favourite = forms.BooleanField(required=False, label="Favourites")
-    gallery = GalleryChoiceField(
-        queryset=Gallery.objects.none(), required=False, empty_label="All galleries"
+    gallery = StudioViewField(
+        queryset=Gallery.objects.none(),
+        required=False,
+        empty_label=StudioViewField.MINE_LABEL,
+        label="Show",
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -479,19 +500,40 @@ class StudioFilterForm(forms.Form):
         # Every gallery they may see: their own, shared with them, open to the team.
         self.fields["gallery"].queryset = Gallery.objects.visible_to(user).select_related("owner")
 
+    @property
+    def viewed_gallery(self):
+        """The one gallery shown, or None (what the person made, or everything)."""
+        view = getattr(self, "cleaned_data", {}).get("gallery")
+        return view if isinstance(view, Gallery) else None
+
+    @property
+    def shows_everything(self):
+        return getattr(self, "cleaned_data", {}).get("gallery") == StudioViewField.EVERYTHING
+
+    def view_label(self):
+        """What the view holds, in the person's words (the page's heading)."""
+        if gallery := self.viewed_gallery:
+            return gallery.name
+        if self.shows_everything:
+            return StudioViewField.EVERYTHING_LABEL
+        return StudioViewField.MINE_LABEL
+
     def apply(self, generations):
         """Filter `generations` (visible to the user) as asked. Without a gallery, what the
-        user made themselves; with one, everything in it, whoever made it."""
+        user made themselves; with one, everything in it, whoever made it; with
+        EVERYTHING, all of them."""
         data = getattr(self, "cleaned_data", {})
         if not data.get("gallery"):
             generations = generations.made_by(self.user)
+        elif gallery := self.viewed_gallery:
+            generations = generations.filter(gallery=gallery)
         if data.get("q"):
             generations = generations.filter(prompt__icontains=data["q"])
         if data.get("status") == self.ACTIVE:
             generations = generations.unfinished()
         elif data.get("status"):
             generations = generations.filter(status=data["status"])
-        for name in ("image_size", "output_format", "gallery"):
+        for name in ("image_size", "output_format"):
             if data.get(name):
                 generations = generations.filter(**{name: data[name]})
         if data.get("favourite"):
@@ -503,7 +545,9 @@ class StudioFilterForm(forms.Form):
         return bool(self.data.get("gallery")) and self.has_error("gallery")
 
     def is_filtering(self):
-        return any(getattr(self, "cleaned_data", {}).values())
+        """Whether anything narrows the view beyond choosing it (search, status, ...)."""
+        data = getattr(self, "cleaned_data", {})
+        return any(value for name, value in data.items() if name != "gallery")
 
 
 class ApiTokenForm(LabelsAbove, forms.ModelForm):

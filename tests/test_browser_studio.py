@@ -219,11 +219,11 @@ def test_search_filters_favourite_use_settings_delete_and_the_detail_page(
     expect(grid).to_have_count(9)
 
     # A gallery: the heading names it.
-    filters(page).get_by_label("Gallery").select_option(label="Posters")
+    filters(page).get_by_label("Show").select_option(label="Posters")
     expect(grid).to_have_count(1)
     expect(page.locator("#gallery-title")).to_have_text("Posters")
-    filters(page).get_by_label("Gallery").select_option("")
-    expect(page.locator("#gallery-title")).to_have_text("Your images")
+    filters(page).get_by_label("Show").select_option("")
+    expect(page.locator("#gallery-title")).to_have_text("Made by me")
     expect(grid).to_have_count(9)
 
     # Favourite, then only favourites.

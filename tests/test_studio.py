@@ -133,7 +133,12 @@ def test_the_form_has_every_parameter_with_labels_and_contract_defaults(alice_cl
     ]:
         select = re.search(rf'<select name="{name}".*?</select>', html, re.S).group()
         assert f'<option value="{default}" selected>' in select, name
-    assert re.search(r'<button type="submit"[^>]*>\s*<svg.*?</svg>Generate\s*</button>', html, re.S)
+    assert re.search(
+        r'<button type="submit"[^>]*>\s*<svg.*?</svg>.*?'
+        r'<span class="generate__label">Generate</span>',
+        html,
+        re.S,
+    )
     assert 'hx-post="/generate/"' in html and 'action="/generate/"' in html
 
 

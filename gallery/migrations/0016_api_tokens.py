@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gallery', '0013_reservation_indexes'),
+        ('gallery', '0015_scale_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -15,7 +15,7 @@ the same rule through their gallery (`gallery_visible_to`, `role_in_gallery` wit
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import models, transaction
-from django.db.models import Case, Exists, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Exists, Func, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from gallery.models.accounts import is_team_member, team_members_q
@@ -143,9 +143,53 @@ class GalleryQuerySet(models.QuerySet):
         """Other people's galleries that `user` is a member of."""
         return self.visible_to(user).filter(members__user=user)
 
+    def shared_by(self, user):
+        """The galleries `user` made and shares: with members, or opened to the team."""
+        members = GalleryMember.objects.filter(gallery=OuterRef("pk"))
+        opened = Q(visibility=Gallery.Visibility.TEAM)
+        return self.owned_by(user).filter(Q(Exists(members)) | opened)
+
     def open_to_team(self, user):
         """Other people's galleries opened to the team, that `user` is no member of."""
         return self.visible_to(user).filter(caller_role=Role.TEAM.value)
+
+    def with_counts(self, latest=0):
+        """Each gallery with `generation_count`, `image_count` (the images its page shows),
+        `cover_image_id` (its newest image) and, with `latest`, `latest_1` ... (the pks of
+        its next newest images, up to `latest` in all with the cover; Gallery.latest_image_ids).
+
+        Each is a subquery on one gallery that an index answers (`generation_gallery_status`
+        and the images' generation index for the counts, `generation_gallery_newest` for
+        the newest), not a join of every generation and image of every gallery listed:
+        a page of galleries costs the same whether they hold ten images or ten thousand.
+        Whatever the galleries' pages hide (Image.objects.shown) is left out here too.
+        """
+        from gallery.models.generations import Generation, Image
+
+        def newest(offset):
+            shown = Image.objects.in_gallery(OuterRef("pk"))
+            return Subquery(shown.values("pk")[offset : offset + 1])
+
+        # What the trash holds is neither counted nor shown (Generation.objects.kept).
+        generations = Generation.objects.kept().filter(gallery=OuterRef("pk"))
+        images = Image.objects.shown().filter(generation__gallery=OuterRef("pk"))
+        galleries = self.annotate(
+            generation_count=_count(generations),
+            image_count=_count(images),
+            cover_image_id=newest(0),
+        )
+        if latest:
+            # One subquery per place (offset 0, 1, ...): each walks the same index a step
+            # further, where a window over the gallery would number all of its images.
+            places = {f"latest_{n}": newest(n) for n in range(1, latest)}
+            galleries = galleries.annotate(**places)
+        return galleries
+
+
+def _count(queryset):
+    """COUNT(*) of `queryset` as a scalar subquery (no GROUP BY: one row, or 0)."""
+    counted = queryset.order_by().annotate(n=Func("pk", function="COUNT")).values("n")
+    return Coalesce(Subquery(counted), 0)
 
 
 class Gallery(models.Model):
@@ -198,6 +242,15 @@ class Gallery(models.Model):
     def role(self):
         """The caller's Role, on a gallery found through visible_to/owned_by."""
         return Role(self.caller_role)
+
+    @property
+    def latest_image_ids(self):
+        """Its newest images' pks, newest first (GalleryQuerySet.with_counts(latest=...))."""
+        ids, n = [self.cover_image_id], 1
+        while hasattr(self, f"latest_{n}"):
+            ids.append(getattr(self, f"latest_{n}"))
+            n += 1
+        return [pk for pk in ids if pk is not None]
 
     @property
     def is_open_to_team(self):

@@ -308,9 +308,13 @@ class Generation(models.Model):
         indexes = [
             # The poller's every-tick query: unfinished generations whose next action is due.
             models.Index(fields=["status", "next_action_at"], name="generation_due"),
-            # The studio and gallery pages: a user's newest first.
-            models.Index(fields=["owner", "-created_at"], name="generation_owner_newest"),
-            models.Index(fields=["gallery", "-created_at"], name="generation_gallery_newest"),
+            # The studio and gallery pages: a person's or a gallery's newest first, in the
+            # whole of Meta.ordering (the pk breaks ties), so a page of cards, a cover or a
+            # gallery's latest images are read off the index without sorting the rest.
+            models.Index(fields=["owner", "-created_at", "-id"], name="generation_owner_newest"),
+            models.Index(
+                fields=["gallery", "-created_at", "-id"], name="generation_gallery_newest"
+            ),
             # What is reserved (PENDING) for one person or one gallery (gallery/spend.py):
             # without these, SQLite walks all of someone's generations to find the few.
             models.Index(fields=["owner", "status"], name="generation_owner_status"),

@@ -49,3 +49,28 @@ def ago(moment):
 def dimensions(image_size):
     """ "1024x1024" -> "1024×1024", as people write it."""
     return image_size.replace("x", "×")
+
+
+# How much of a prompt a card shows (and a detail page before "Show the whole prompt"): a
+# prompt may be 32,000 characters, and a page of 24 cards must not carry them all.
+CARD_PROMPT_CHARS = 280
+DETAIL_PROMPT_CHARS = 600
+
+
+@register.filter
+def folded(prompt, limit=CARD_PROMPT_CHARS):
+    """The prompt cut at a word before `limit` characters, with "…", or whole if it fits."""
+    if len(prompt) <= limit:
+        return prompt
+    cut = prompt[:limit].rsplit(None, 1)[0] if " " in prompt[:limit] else prompt[:limit]
+    return f"{cut.rstrip(' ,.;:')}…"
+
+
+@register.filter
+def is_folded(prompt, limit=CARD_PROMPT_CHARS):
+    return len(prompt) > limit
+
+
+@register.simple_tag
+def detail_prompt_chars():
+    return DETAIL_PROMPT_CHARS

@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery, Value
+from django.db.models import OuterRef, Prefetch, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -35,7 +35,6 @@ from gallery.forms import (
 from gallery.models import (
     Gallery,
     GalleryMember,
-    Generation,
     Image,
     ShareLink,
     UsageTotal,
@@ -56,19 +55,20 @@ from gallery.views.access import (
 TEAM_LATEST_IMAGES = 4
 
 
-def _with_counts(galleries):
+def _with_counts(galleries, latest=0):
     """Galleries with their counts, a cover (the newest image) and their owner."""
-    newest_image = Image.objects.in_gallery(OuterRef("pk")).values("pk")[:1]
-    return galleries.select_related("owner").annotate(
-        # What the trash holds is not counted (nor shown: the cover is Image.shown).
-        generation_count=Count(
-            "generations", filter=Q(generations__trashed_at__isnull=True), distinct=True
-        ),
-        image_count=Count(
-            "generations__images", filter=Q(generations__trashed_at__isnull=True), distinct=True
-        ),
-        cover_image_id=Subquery(newest_image),
-    )
+    return galleries.select_related("owner").with_counts(latest=latest)
+
+
+def _with_latest_images(galleries):
+    """The galleries (from _with_counts(..., latest=TEAM_LATEST_IMAGES)), each with
+    `latest`: its newest images, read in one query for all of them."""
+    galleries = list(galleries)
+    wanted = [pk for gallery in galleries for pk in gallery.latest_image_ids]
+    images = Image.objects.filter(pk__in=wanted).select_related("generation").in_bulk()
+    for gallery in galleries:
+        gallery.latest = [images[pk] for pk in gallery.latest_image_ids if pk in images]
+    return galleries
 
 
 def _members():
@@ -365,19 +365,23 @@ def gallery_leave(request, pk):
 @require_GET
 @login_required
 def team(request):
-    """Galleries shared with me and those opened to the whole team, newest images first."""
-    completed = Generation.objects.completed().kept()
-    latest = Prefetch(
-        "generations",
-        queryset=completed.order_by("-created_at", "-id")[:TEAM_LATEST_IMAGES],
-        to_attr="latest",
-    )
+    """What the team shares: the caller's own shared galleries (with whom), those shared
+    with them, and those opened to the whole team, each with its newest images."""
 
     def galleries(queryset):
-        queryset = _with_counts(queryset).order_by("name", "owner__username")
-        return queryset.prefetch_related(latest, "latest__images")
+        queryset = _with_counts(queryset, latest=TEAM_LATEST_IMAGES)
+        return _with_latest_images(queryset.order_by("name", "owner__username"))
 
     sections = [
+        {
+            "key": "mine",
+            "title": "Shared by me",
+            "galleries": galleries(
+                Gallery.objects.shared_by(request.user).prefetch_related(_members())
+            ),
+            "empty": "You share no gallery yet: add teammates to one, or open it to the "
+            "team, on the Galleries page.",
+        },
         {
             "key": "shared",
             "title": "Shared with me",

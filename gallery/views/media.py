@@ -58,8 +58,17 @@ def download_name(image, *, prompt=True, extension=None):
     extension = extension or PurePosixPath(image.original.name).suffix or f".{image.format}"
     if not prompt:
         return f"image-{image.pk}{extension}"
-    stem = slugify(image.generation.prompt)[:60].strip("-") or "image"
+    stem = _whole_words(slugify(image.generation.prompt), 60).strip("-") or "image"
     return f"{stem}-{image.index + 1}{extension}"
+
+
+def _whole_words(slug, limit):
+    """`slug` cut to `limit` characters at a hyphen, so no word is cut in half (a single
+    word longer than `limit` is cut where it must be)."""
+    if len(slug) <= limit:
+        return slug
+    words = slug[: limit + 1].rsplit("-", 1)[0]
+    return words if "-" in slug[: limit + 1] else slug[:limit]
 
 
 def _cache_for(image):

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max, Q, prefetch_related_objects
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -108,7 +108,7 @@ def _gallery_context(request, galleries):
         query.pop("use", None)
         query["before"] = cards[-1].pk
         more_url = f"{reverse('studio')}?{query.urlencode()}"
-    gallery = filters.cleaned_data.get("gallery")
+    gallery = filters.viewed_gallery
     return {
         "generations": cards,
         "more_url": more_url,
@@ -118,6 +118,26 @@ def _gallery_context(request, galleries):
         "members": list(gallery.members.select_related("user")) if gallery else [],
         # The select bar's "Move to" (templates/gallery/_bulk_bar.html).
         "move_targets": [g for g in galleries if g.role.can_contribute],
+        "view": _view_of(request, filters, galleries),
+    }
+
+
+def _view_of(request, filters, galleries):
+    """What the view holds, for the page and its script: its heading, its query (sent
+    with Generate, so a new card shows only in a view it belongs to), the gallery the
+    generate form follows (one the caller may add to) and whether others' galleries exist
+    to see beside their own."""
+    query = request.GET.copy()
+    for name in ("use", "before"):
+        query.pop(name, None)
+    gallery = filters.viewed_gallery
+    return {
+        "label": filters.view_label(),
+        "query": query.urlencode(),
+        "value": filters.data.get("gallery", "") if filters.is_bound else "",
+        "everything": filters.shows_everything,
+        "generate_into": gallery.pk if gallery and gallery.role.can_contribute else "",
+        "others_share": any(g.role is not Role.OWNER for g in galleries),
     }
 
 
@@ -125,21 +145,21 @@ def _live_config(request, context):
     """Where the page asks for its updates, which cards count as new (after `anchor`),
     whether it keeps asking while nothing is unfinished (a gallery someone else may add
     to), and how soon it may ask again (gallery.schedule)."""
-    query = request.GET.copy()
-    for name in ("use", "before"):
-        query.pop(name, None)
     if request.GET.get("before", "").isdigit():  # an older page: the newest isn't on it
         view = _view_generations(request, context["filters"])
         newest = view.aggregate(newest=Max("pk"))["newest"]
     else:
         newest = max((card.pk for card in context["generations"]), default=0)
     gallery = context["gallery"]
-    others_add = gallery is not None and (
-        not gallery.role.can_manage
-        or any(member.role == Role.CONTRIBUTOR for member in context["members"])
+    others_add = context["filters"].shows_everything or (
+        gallery is not None
+        and (
+            not gallery.role.can_manage
+            or any(member.role == Role.CONTRIBUTOR for member in context["members"])
+        )
     )
     return {
-        "url": f"{reverse('studio_updates')}?{query.urlencode()}",
+        "url": f"{reverse('studio_updates')}?{context['view']['query']}",
         "anchor": newest or 0,
         # Keeps asking with nothing unfinished: others may add to this gallery.
         "others_add": others_add,
@@ -190,10 +210,12 @@ def generate(request):
             # The form comes back filled with these settings, as it does with htmx.
             return redirect(f"{reverse('studio')}?use={generation.pk}")
         # The form stays as it is, prompt and all, for a quick next try: only the new card
-        # (to the top of the grid, joining the page's live updates), the price and the
-        # month's usage are sent, out of band. The card is the caller's own, just made.
+        # (to the top of the grid, joining the page's live updates, if the page's view
+        # holds it; else a note that says where it went), the price and the month's usage
+        # are sent, out of band. The card is the caller's own, just made.
         _as_seen_by_its_maker(generation)
         context = _with_price(form, [generation.gallery], generation=generation, is_new=True)
+        context["in_view"] = _in_view(request, generation)
         response = render(request, f"{STUDIO}#generated", context)
         response["HX-Reswap"] = "none"
         return response
@@ -205,6 +227,20 @@ def generate(request):
     context = _gallery_context(request, galleries)
     context["live"] = _live_config(request, context)
     return render(request, STUDIO, {**context, **_with_price(form, galleries)})
+
+
+def _in_view(request, generation):
+    """Whether the view the page shows (its query, which the page's script sends as
+    `view`) holds this generation: a card only appears where a reload would show it."""
+    if "view" not in request.POST:
+        return True  # a page that doesn't say: as it always was
+    filters = StudioFilterForm(QueryDict(request.POST["view"]), user=request.user)
+    filters.is_valid()
+    if filters.refuses_gallery():
+        return False
+    return (
+        filters.apply(Generation.objects.visible_to(request.user)).filter(pk=generation.pk).exists()
+    )
 
 
 def _as_seen_by_its_maker(generation):
@@ -294,7 +330,13 @@ def studio_updates(request):
     deadline = time.monotonic() + settings.LIVE_HOLD_SECONDS
 
     visible = Generation.objects.visible_to(request.user).select_related("owner")
-    gallery = filters.cleaned_data.get("gallery")
+    gallery = filters.viewed_gallery
+    # Which new generations may wake the request: made in this gallery, by the caller, or
+    # (everything they can see) any; the view's query decides which of them it shows.
+    if gallery:
+        made_in = {"gallery_id": gallery.pk}
+    else:
+        made_in = None if filters.shows_everything else {"owner_id": request.user.pk}
     waited_for_saving = False
     while True:
         # Read first: a generation made while the cards are read is then still news.
@@ -324,7 +366,7 @@ def studio_updates(request):
         waited_for_saving = waited_for_saving or saving
         timeout = min(left, schedule.LIVE_SAVING_SECONDS) if saving else left
         try:
-            _wait_for_changes(request, current, newest, gallery, page, timeout)
+            _wait_for_changes(request, current, newest, made_in, page, timeout)
         except changes.Superseded:
             return _live(HttpResponse(status=204))  # the page asked again; it reads no more
         except changes.Busy:
@@ -334,12 +376,11 @@ def studio_updates(request):
             return response
 
 
-def _wait_for_changes(request, current, newest, gallery, page, timeout):
+def _wait_for_changes(request, current, newest, made_in, page, timeout):
     changes.wait(
         changes.snapshot(current.values()),
         newer_than=newest,
-        # A view of one gallery gets cards made in it; the caller's own view, theirs.
-        made_in={"gallery_id": gallery.pk} if gallery else {"owner_id": request.user.pk},
+        made_in=made_in,
         timeout=timeout,
         key=(request.user.pk, page) if page else None,
     )

@@ -378,4 +378,151 @@
     var stack = slider.closest("[data-compare-over]").querySelector(".compare__stack");
     stack.style.setProperty("--split", slider.value + "%");
   });
+
+  // -- the studio as a team uses it -----------------------------------------------------
+  // What the view holds is the server's word, on #gallery: its query (data-view), its
+  // "Show" value (data-view-gallery) and the gallery the generate form follows while it is
+  // shown (data-generate-into: one the person may add to). Whenever #gallery is replaced
+  // (a filter, a tab, Back), the filter's select and the form's gallery follow it.
+  var shownView = document.getElementById("gallery");
+
+  function followView(force) {
+    var view = document.getElementById("gallery");
+    if (!view || (view === shownView && !force)) return;
+    shownView = view;
+    var show = document.querySelector("#gallery-filters select[name=gallery]");
+    if (show && show.value !== view.dataset.viewGallery) show.value = view.dataset.viewGallery;
+    var into = view.dataset.generateInto;
+    var select = document.querySelector("#generate-form select[name=gallery]");
+    if (!into || !select || select.value === into) return;
+    if (!select.querySelector('option[value="' + into + '"]')) return;
+    select.value = into;
+    // The price panel asks again: the gallery's budget is among the limits it shows.
+    select.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+  document.addEventListener("htmx:afterSettle", function () { followView(false); });
+  document.addEventListener("htmx:historyRestore", function () { followView(true); });
+
+  // "Made by me" / "Everything I can see": one click, through the filter form (so the
+  // other filters and the URL stay as the form says); a plain link without JavaScript.
+  document.addEventListener("click", function (event) {
+    var choice = event.target.closest("[data-view-choice]");
+    var show = document.querySelector("#gallery-filters select[name=gallery]");
+    if (!choice || !show || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    event.preventDefault();
+    show.value = choice.dataset.viewChoice;
+    show.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+
+  // Generate says which view the page shows: the new card comes back only if it belongs
+  // there, else a note says where it went.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.elt.id !== "generate-form" || event.detail.verb !== "post") return;
+    var view = document.getElementById("gallery");
+    if (view) event.detail.parameters.view = view.dataset.view || "";
+  });
+
+  // After Generate, the note at the foot of the screen: gone at once if the new card is
+  // in sight (a wide screen), else it stays until the card is seen, leading to it.
+  function inSight(element) {
+    var box = element.getBoundingClientRect();
+    return box.top < window.innerHeight * 0.85 && box.bottom > 0;
+  }
+  function watchToasts() {
+    document.querySelectorAll("#toasts .toast[data-in-view]").forEach(function (toast) {
+      var card = document.getElementById(toast.dataset.sentCard);
+      if (!card || inSight(card)) {
+        toast.remove();
+        return;
+      }
+      if (!("IntersectionObserver" in window) || toast.observed) return;
+      toast.observed = true;
+      new IntersectionObserver(function (entries, observer) {
+        if (entries.some(function (entry) { return entry.isIntersecting; })) {
+          observer.disconnect();
+          toast.remove();
+        }
+      }, { threshold: 0.4 }).observe(card);
+    });
+  }
+  document.addEventListener("htmx:afterSettle", watchToasts);
+  document.addEventListener("click", function (event) {
+    var toast = event.target.closest("#toasts .toast");
+    if (!toast) return;
+    var seeIt = event.target.closest(".toast__action[href^='#']");
+    var card = seeIt && document.querySelector(seeIt.getAttribute("href"));
+    if (card) {
+      event.preventDefault();
+      card.scrollIntoView({ block: "center", behavior: "smooth" });
+    }
+    if (card || event.target.closest("[data-dismiss-toast]")) toast.remove();
+  });
+
+  // The button says "Generate again" right after a Generate was accepted (the prompt stays
+  // for a quick next try), so a second tap is a choice; any change makes it "Generate".
+  document.addEventListener("input", function (event) {
+    var form = event.target.closest && event.target.closest("#generate-form");
+    var button = form && form.querySelector("button[data-sent]");
+    if (!button) return;
+    button.removeAttribute("data-sent");
+    var label = button.querySelector(".generate__label");
+    if (label) label.textContent = "Generate";
+  });
+
+  // The prompt's counter, and a warning before its limit (the field's maxlength) cuts a
+  // paste short: said as it happens, never silently.
+  var number = new Intl.NumberFormat("en");
+  var lastCut = null;
+
+  function countPrompt(textarea) {
+    var counter = document.getElementById("prompt-count");
+    if (!counter || textarea.name !== "prompt") return;
+    var max = Number(counter.dataset.max) || 0;
+    var length = textarea.value.length;
+    var text = "";
+    var state = "";
+    if (lastCut) {
+      text = "Your paste had " + number.format(lastCut.pasted) + " characters: only the first " +
+        number.format(lastCut.kept) + " fit the " + number.format(max) +
+        "-character limit, so the rest was cut. Shorten it to keep what matters.";
+      state = "over";
+    } else if (length >= max) {
+      text = "The prompt is at its " + number.format(max) + "-character limit: nothing more can be added.";
+      state = "over";
+    } else if (length >= max * 0.9) {
+      text = number.format(length) + " / " + number.format(max) + " characters: " +
+        number.format(max - length) + " left before the limit.";
+      state = "near";
+    } else if (length) {
+      text = number.format(length) + " / " + number.format(max);
+    }
+    var announcer = document.getElementById("announcer");
+    if (announcer && state && counter.dataset.state !== state) announcer.textContent = text;
+    counter.dataset.state = state;
+    counter.textContent = text;
+    counter.classList.toggle("prompt-count--near", state === "near");
+    counter.classList.toggle("prompt-count--over", state === "over");
+  }
+
+  document.addEventListener("paste", function (event) {
+    var textarea = event.target.closest && event.target.closest("#generate-form textarea");
+    var counter = document.getElementById("prompt-count");
+    if (!textarea || !counter || !event.clipboardData) return;
+    var pasted = event.clipboardData.getData("text/plain").replace(/\r\n?/g, "\n").length;
+    var selected = textarea.selectionEnd - textarea.selectionStart;
+    var room = (Number(counter.dataset.max) || 0) - (textarea.value.length - selected);
+    lastCut = pasted > room ? { pasted: pasted, kept: Math.max(room, 0) } : null;
+  });
+  document.addEventListener("input", function (event) {
+    if (!event.target.matches || !event.target.matches("#generate-form textarea")) return;
+    if (event.inputType !== "insertFromPaste") lastCut = null;
+    countPrompt(event.target);
+  });
+  // A form swapped in ("Use these settings", an error) counts what it holds.
+  function countFormPrompt() {
+    var prompt = document.querySelector("#generate-form textarea[name=prompt]");
+    if (prompt) countPrompt(prompt);
+  }
+  document.addEventListener("htmx:afterSettle", countFormPrompt);
+  countFormPrompt();
 })();

@@ -11,7 +11,6 @@ Prints a table; exits 1 unless the long history costs at most 1.1 times the shor
 the same number of queries.
 """
 
-import os
 import statistics
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks.in_process import setup_django  # noqa: E402
 
 SHORT, LONG = 10, 10_000
 ROUNDS = 60
@@ -85,21 +86,9 @@ def timed_generate(client, gallery):
 
 def main():
     with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as folder:
-        os.environ.update(
-            DJANGO_SETTINGS_MODULE="config.settings",
-            DARKROOM_DATA_DIR=folder,
-            MEDIA_ROOT=str(Path(folder) / "media"),
-            LOG_LEVEL="WARNING",
-            DEBUG="1",  # Django's test Client speaks plain HTTP
-        )
-        import django
-        from django.core.management import call_command
+        setup_django(folder)
         from django.test import Client
-        from django.test.utils import setup_test_environment
 
-        django.setup()
-        setup_test_environment()
-        call_command("migrate", verbosity=0)
         from gallery import tasks
         from gallery.models import TeamBudget
 
