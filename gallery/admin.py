@@ -158,6 +158,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
                 "fields": [
                     "owner",
                     "gallery",
+                    "api_token",
                     "prompt",
                     ("image_size", "quality", "num_images"),
                     ("background", "output_format"),
@@ -202,6 +203,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
     readonly_fields = [
         "owner",
         "gallery",
+        "api_token",
         "prompt",
         "image_size",
         "quality",
