@@ -12,11 +12,12 @@ trash-page-mobile.png, trash-empty.png, compare-side-by-side.png, compare-slider
 import re
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from playwright.sync_api import expect
 
 from gallery.models import Gallery, Generation
-from tests.image_factories import make_generation
+from tests.image_factories import make_generation, picture_bytes
 from tests.test_browser_studio import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -171,6 +172,10 @@ def test_compare_two_cards_side_by_side_and_with_the_slider(live_server, page, a
     older = make_generation(alice, prompt="a red kite over the dunes at dusk", images=1)
     newer = make_generation(alice, gallery=posters, prompt="a blue kite over the dunes at dawn")
     Generation.objects.filter(pk=newer.pk).update(quality="low")
+    # A blue B beside the orange A, so the screenshots show which is which.
+    display = newer.images.get().display.file.name
+    default_storage.delete(display)
+    default_storage.save(display, ContentFile(picture_bytes(96, 64, (40, 110, 200), "WEBP")))
     sign_in(page, live_server, alice)
 
     select_box(page, newer).click()
@@ -192,4 +197,5 @@ def test_compare_two_cards_side_by_side_and_with_the_slider(live_server, page, a
     expect(page.locator(".compare__side")).to_be_hidden()
     page.get_by_role("slider").fill("30")
     assert stack.evaluate("(el) => el.style.getPropertyValue('--split')") == "30%"
+    page.locator(".compare__modes").scroll_into_view_if_needed()
     page.screenshot(path=f"{artifacts}/compare-slider.png", full_page=False)
