@@ -199,3 +199,21 @@ def test_compare_two_cards_side_by_side_and_with_the_slider(live_server, page, a
     assert stack.evaluate("(el) => el.style.getPropertyValue('--split')") == "30%"
     page.locator(".compare__modes").scroll_into_view_if_needed()
     page.screenshot(path=f"{artifacts}/compare-slider.png", full_page=False)
+
+
+def test_a_contributor_is_told_when_nothing_selected_is_theirs_to_delete(
+    live_server, page, alice, bob, browser_problems
+):
+    campaign = Gallery.objects.create(owner=alice, name="Campaign")
+    campaign.add_member(bob, "contributor", added_by=alice)
+    hers = make_generation(alice, gallery=campaign, prompt="Alice's poster")
+    browser_problems.allow("404")  # the refusal, answered as a single card's would be
+    sign_in(page, live_server, bob)
+    page.goto(f"{live_server.url}/?gallery={campaign.pk}")
+
+    select_box(page, hers).click()
+    page.locator("#bulk-form").get_by_role("button", name="Delete").click()
+
+    expect(page.locator("#toast")).to_contain_text("Nothing was changed")
+    expect(card(page, hers)).to_be_visible()
+    assert in_trash() == set()
