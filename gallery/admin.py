@@ -160,6 +160,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
                 "fields": [
                     "owner",
                     "gallery",
+                    "api_token",
                     "prompt",
                     ("image_size", "quality", "num_images"),
                     ("background", "output_format"),
@@ -204,6 +205,7 @@ class GenerationAdmin(DarkroomAdminMixin, admin.ModelAdmin):
     readonly_fields = [
         "owner",
         "gallery",
+        "api_token",
         "prompt",
         "image_size",
         "quality",

@@ -12,11 +12,12 @@ trash-page-mobile.png, trash-empty.png, compare-side-by-side.png, compare-slider
 import re
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from playwright.sync_api import expect
 
 from gallery.models import Gallery, Generation
-from tests.image_factories import make_generation
+from tests.image_factories import make_generation, picture_bytes
 from tests.test_browser_studio import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -171,6 +172,10 @@ def test_compare_two_cards_side_by_side_and_with_the_slider(live_server, page, a
     older = make_generation(alice, prompt="a red kite over the dunes at dusk", images=1)
     newer = make_generation(alice, gallery=posters, prompt="a blue kite over the dunes at dawn")
     Generation.objects.filter(pk=newer.pk).update(quality="low")
+    # A blue B beside the orange A, so the screenshots show which is which.
+    display = newer.images.get().display.file.name
+    default_storage.delete(display)
+    default_storage.save(display, ContentFile(picture_bytes(96, 64, (40, 110, 200), "WEBP")))
     sign_in(page, live_server, alice)
 
     select_box(page, newer).click()
@@ -192,4 +197,23 @@ def test_compare_two_cards_side_by_side_and_with_the_slider(live_server, page, a
     expect(page.locator(".compare__side")).to_be_hidden()
     page.get_by_role("slider").fill("30")
     assert stack.evaluate("(el) => el.style.getPropertyValue('--split')") == "30%"
+    page.locator(".compare__modes").scroll_into_view_if_needed()
     page.screenshot(path=f"{artifacts}/compare-slider.png", full_page=False)
+
+
+def test_a_contributor_is_told_when_nothing_selected_is_theirs_to_delete(
+    live_server, page, alice, bob, browser_problems
+):
+    campaign = Gallery.objects.create(owner=alice, name="Campaign")
+    campaign.add_member(bob, "contributor", added_by=alice)
+    hers = make_generation(alice, gallery=campaign, prompt="Alice's poster")
+    browser_problems.allow("404")  # the refusal, answered as a single card's would be
+    sign_in(page, live_server, bob)
+    page.goto(f"{live_server.url}/?gallery={campaign.pk}")
+
+    select_box(page, hers).click()
+    page.locator("#bulk-form").get_by_role("button", name="Delete").click()
+
+    expect(page.locator("#toast")).to_contain_text("Nothing was changed")
+    expect(card(page, hers)).to_be_visible()
+    assert in_trash() == set()

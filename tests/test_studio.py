@@ -601,10 +601,14 @@ def test_delete_moves_a_finished_generation_to_the_trash_with_an_undo(alice, ali
         for name in (image.original.name, image.thumbnail.name)
     ]
 
-    response = alice_client.post(f"/generations/{generation.pk}/delete/", **HTMX)
+    page = f"/?gallery={generation.gallery_id}"
+    current = {"HTTP_HX_CURRENT_URL": f"http://testserver{page}"}
+    response = alice_client.post(f"/generations/{generation.pk}/delete/", **HTMX, **current)
 
-    # The card swaps itself out; the toast comes out of band, its Undo restoring this one.
+    # The card swaps itself out; the toast comes out of band, its Undo restoring this one
+    # and coming back to the page the card was on.
     html = response.content.decode()
+    assert f'name="next" value="{page}"' in html
     assert response.status_code == 200 and html.lstrip().startswith('<div id="toast"')
     assert 'hx-swap-oob="innerHTML"' in html and "Moved to the trash." in html
     assert 'action="/trash/restore/"' in html

@@ -51,7 +51,12 @@ def plural(count, one="generation", many="generations"):
 def toast(request, message, *, undo=(), oob=False):
     """The toast after a change: rendered now (htmx, out of band), or kept for the page
     the browser goes to next. `undo` names trashed generations its Undo restores."""
-    data = {"message": message, "undo": list(undo), "next": request.POST.get("next", "")}
+    # Undo comes back to the page the delete came from: a form's `next`, or for htmx the
+    # page htmx says it is on (a card's Delete posts to its own URL, no page to return to).
+    back = request.POST.get("next", "")
+    if not back and request.htmx:
+        back = request.htmx.current_url_abs_path or ""
+    data = {"message": message, "undo": list(undo), "next": back}
     if oob:
         context = {"toast": data, "oob": True}
         return render_to_string("gallery/_toast.html", context, request=request)

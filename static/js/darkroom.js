@@ -342,6 +342,23 @@
   });
   document.addEventListener("htmx:afterSettle", showSelection);
 
+  // Refused as a whole (none of the selection may be changed that way: a teammate's cards,
+  // say) the answer is a 404, which htmx doesn't swap: the toast says so instead.
+  document.addEventListener("htmx:responseError", function (event) {
+    var element = event.detail.requestConfig && event.detail.requestConfig.elt;
+    var region = document.getElementById("toast");
+    if (!element || !element.closest || !element.closest("#bulk-form") || !region) return;
+    var toast = document.createElement("div");
+    toast.className = "toast";
+    toast.setAttribute("data-toast", "");
+    var text = document.createElement("p");
+    text.className = "toast__message";
+    text.textContent = "Nothing was changed: none of the selected images is yours to change that way.";
+    toast.appendChild(text);
+    region.replaceChildren(toast);
+    armToast();
+  });
+
   // The page may come with boxes ticked ("Select all" without JavaScript, the back button).
   function readSelection() {
     boxes().forEach(function (box) { if (box.checked) selection.ids.add(box.value); });
