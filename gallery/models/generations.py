@@ -52,6 +52,20 @@ def _shard():
     return F("pk") % settings.POLLER_SHARDS
 
 
+# Columns a card never reads (GenerationQuerySet.cards_for); a template that starts to
+# read one costs a query per card, which test_page_scale's equal query counts catch.
+CARD_UNSEEN = (
+    "provider_metadata",
+    "provider_images",
+    "error_detail",
+    "owner__password",
+    "owner__first_name",
+    "owner__last_name",
+    "owner__email",
+    "owner__last_login",
+)
+
+
 class GenerationQuerySet(models.QuerySet):
     def made_by(self, user):
         """What `user` asked for, wherever it is kept: their usage, cost and quota."""
@@ -63,6 +77,12 @@ class GenerationQuerySet(models.QuerySet):
         made it (`caller_is_maker`) and whether it is one of their favourites. Trashed ones
         are left out: every page, file and action asks this, so the trash hides them all."""
         return self.kept().filter(gallery_visible_to(user, "gallery"))._as_seen_by(user)
+
+    def cards_for(self, user):
+        """visible_to(user) as the studio's cards need them: with the maker's name, without
+        what no card shows (the provider's answers, the operator's failure detail, the
+        maker's password hash), read and decoded for every card of every page otherwise."""
+        return self.visible_to(user).select_related("owner").defer(*CARD_UNSEEN)
 
     def _as_seen_by(self, user):
         return self.annotate(
@@ -318,7 +338,12 @@ class Generation(models.Model):
             # What is reserved (PENDING) for one person or one gallery (gallery/spend.py):
             # without these, SQLite walks all of someone's generations to find the few.
             models.Index(fields=["owner", "status"], name="generation_owner_status"),
-            models.Index(fields=["gallery", "status"], name="generation_gallery_status"),
+            # It holds trashed_at too, so a gallery's counts (GalleryQuerySet.with_counts:
+            # its kept generations, its shown images) are read from the index alone, never
+            # from each of a large gallery's rows.
+            models.Index(
+                fields=["gallery", "status", "trashed_at"], name="generation_gallery_shown"
+            ),
             # Operators search by the provider's id.
             models.Index(fields=["request_id"], name="generation_request_id"),
             # The Trash page and the daily removal of what expired: only trashed rows.

@@ -97,7 +97,7 @@ def _cards_after(request, pks):
     query = QueryDict(urlsplit(trash.next_url(request, "studio")).query)
     filters = StudioFilterForm(query, user=request.user)
     filters.is_valid()
-    visible = Generation.objects.visible_to(request.user).select_related("owner")
+    visible = Generation.objects.cards_for(request.user)
     still = list(filters.apply(visible).filter(pk__in=pks).prefetch_related("images"))
     kept = {generation.pk for generation in still}
     return still, [pk for pk in pks if pk not in kept]

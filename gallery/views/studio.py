@@ -86,7 +86,7 @@ def _visible_galleries(request):
 
 def _view_generations(request, filters):
     """The cards of the view the query string asks for (see the module docstring)."""
-    visible = Generation.objects.visible_to(request.user).select_related("owner")
+    visible = Generation.objects.cards_for(request.user)
     return filters.apply(visible)
 
 
@@ -329,7 +329,7 @@ def studio_updates(request):
     anchor = int(anchor) if anchor.isdigit() else None
     deadline = time.monotonic() + settings.LIVE_HOLD_SECONDS
 
-    visible = Generation.objects.visible_to(request.user).select_related("owner")
+    visible = Generation.objects.cards_for(request.user)
     gallery = filters.viewed_gallery
     # Which new generations may wake the request: made in this gallery, by the caller, or
     # (everything they can see) any; the view's query decides which of them it shows.
