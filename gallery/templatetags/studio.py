@@ -74,6 +74,13 @@ def iso(moment):
     return moment.isoformat(timespec="seconds")
 
 
+@register.filter(expects_localtime=True)
+def moment(value):
+    """ "5 Dec 2026, 14:03": a card's time to the minute, as a tooltip (strftime, not the
+    locale's DATETIME_FORMAT machinery, which cost a card more than any other field)."""
+    return f"{value.day} {value:%b %Y, %H:%M}"
+
+
 @register.filter
 def dimensions(image_size):
     """ "1024x1024" -> "1024×1024", as people write it."""
