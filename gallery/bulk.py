@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from gallery import spend
 from gallery.models import Favourite, Generation
+from gallery.models.galleries import recount_galleries
 
 
 class NothingAllowed(Exception):
@@ -83,6 +84,7 @@ def move(generations, gallery):
         Generation.objects.filter(pk__in=[g.pk for g in others]).update(
             gallery=gallery, updated_at=now
         )
+        recount_galleries({gallery.pk} | {g.gallery_id for g in others})
     outcome.done = others
     for generation in waiting:
         try:

@@ -58,6 +58,7 @@ from gallery.models import (
     price_per_image,
 )
 from gallery.models.accounts import AWAITING_APPROVAL
+from gallery.models.galleries import recount_galleries
 
 COST_FIELD = DecimalField(max_digits=12, decimal_places=4)
 Scope = UsageTotal.Scope
@@ -345,10 +346,13 @@ def move(generation, gallery):
     new gallery, so it must fit that gallery's budget (raises Refused); what was sent
     stays counted where it was spent."""
 
+    left = generation.gallery_id
+
     def save():
         generation.gallery = gallery
         # Only this column: the pipeline may be changing the status at the same moment.
-        return generation.save(update_fields=["gallery", "updated_at"])
+        generation.save(update_fields=["gallery", "updated_at"])  # recounts the new one
+        recount_galleries([left])
 
     if generation.status != Generation.Status.PENDING or gallery.pk == generation.gallery_id:
         return save()

@@ -39,7 +39,7 @@ from django_q.tasks import async_task
 
 from gallery import imaging, pixazo, schedule, throttles
 from gallery.metrics import Tally
-from gallery.models import Generation, Lease
+from gallery.models import Gallery, Generation, Lease
 from gallery.schedule import Action
 
 log = logging.getLogger("gallery.tasks")
@@ -96,8 +96,10 @@ def watchdog():
 
 def empty_expired_trash():
     """Every day (a django-q2 schedule): generations trashed more than TRASH_DAYS ago go
-    for good, with their files. Safe to run twice: a second run finds nothing."""
+    for good, with their files. Safe to run twice: a second run finds nothing. Every
+    gallery's tallies are counted again too, so one that a path forgot is right by morning."""
     removed = Generation.objects.expired_trash().delete_forever()
+    Gallery.objects.recount()
     return f"removed {removed} generation(s) from the trash"
 
 

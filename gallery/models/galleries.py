@@ -15,7 +15,7 @@ the same rule through their gallery (`gallery_visible_to`, `role_in_gallery` wit
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import models, transaction
-from django.db.models import Case, Exists, Func, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Exists, F, Func, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from gallery.models.accounts import is_team_member, team_members_q
@@ -158,24 +158,21 @@ class GalleryQuerySet(models.QuerySet):
         `cover_image_id` (its newest image) and, with `latest`, `latest_1` ... (the pks of
         its next newest images, up to `latest` in all with the cover; Gallery.latest_image_ids).
 
-        Each is a subquery on one gallery that an index answers (`generation_gallery_status`
-        and the images' generation index for the counts, `generation_gallery_newest` for
-        the newest), not a join of every generation and image of every gallery listed:
-        a page of galleries costs the same whether they hold ten images or ten thousand.
-        Whatever the galleries' pages hide (Image.objects.shown) is left out here too.
+        The counts are the gallery's own tallies (Gallery.kept_generations, shown_images,
+        kept by `recount`), the newest images a subquery each that walks the
+        `generation_gallery_newest` index a step further: a page of galleries costs the
+        same whether they hold ten images or ten thousand. Whatever the galleries' pages
+        hide (Image.objects.shown: the trash, unfinished work) is left out here too.
         """
-        from gallery.models.generations import Generation, Image
+        from gallery.models.generations import Image
 
         def newest(offset):
             shown = Image.objects.in_gallery(OuterRef("pk"))
             return Subquery(shown.values("pk")[offset : offset + 1])
 
-        # What the trash holds is neither counted nor shown (Generation.objects.kept).
-        generations = Generation.objects.kept().filter(gallery=OuterRef("pk"))
-        images = Image.objects.shown().filter(generation__gallery=OuterRef("pk"))
         galleries = self.annotate(
-            generation_count=_count(generations),
-            image_count=_count(images),
+            generation_count=F("kept_generations"),
+            image_count=F("shown_images"),
             cover_image_id=newest(0),
         )
         if latest:
@@ -185,11 +182,36 @@ class GalleryQuerySet(models.QuerySet):
             galleries = galleries.annotate(**places)
         return galleries
 
+    def recount(self):
+        """Count these galleries' kept generations and shown images again, in one UPDATE.
+
+        Called wherever generations enter, leave, finish or go to the trash in bulk
+        (GenerationQuerySet.move_to_trash/restore, bulk moves, a gallery's deletion, the
+        pipeline storing images; gallery/signals.py for rows saved or deleted one at a
+        time); the daily trash task recounts every gallery, so a tally that some future
+        path forgets is right again within a day. It reads the gallery's rows through
+        the (gallery, status, trashed_at) index: the cost is paid on a write, not on
+        each page that shows a count."""
+        from gallery.models.generations import Generation, Image
+
+        generations = Generation.objects.kept().filter(gallery=OuterRef("pk"))
+        images = Image.objects.shown().filter(generation__gallery=OuterRef("pk"))
+        return self.order_by().update(
+            kept_generations=_count(generations), shown_images=_count(images)
+        )
+
 
 def _count(queryset):
     """COUNT(*) of `queryset` as a scalar subquery (no GROUP BY: one row, or 0)."""
     counted = queryset.order_by().annotate(n=Func("pk", function="COUNT")).values("n")
     return Coalesce(Subquery(counted), 0)
+
+
+def recount_galleries(ids):
+    """Gallery.objects.filter(pk__in=ids).recount(), for the ids that are not None."""
+    ids = {pk for pk in ids if pk is not None}
+    if ids:
+        Gallery.objects.filter(pk__in=ids).recount()
 
 
 class Gallery(models.Model):
@@ -215,6 +237,10 @@ class Gallery(models.Model):
         help_text="Estimated spend this gallery may reach each calendar month, whoever "
         "generates into it, in the price table's currency (USD by default). Empty: no limit.",
     )
+    # Tallies the Galleries and Team pages show (GalleryQuerySet.recount keeps them): its
+    # generations not in the trash, and the images of those that completed.
+    kept_generations = models.PositiveIntegerField(default=0, editable=False)
+    shown_images = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -281,8 +307,10 @@ class Gallery(models.Model):
                 for running in generations.filter(status__in=Generation.CANCELLABLE):
                     running.cancel()
                 generations.move_to_trash()
-            generations.update(gallery=Gallery.default_for(self.owner))
+            default = Gallery.default_for(self.owner)
+            generations.update(gallery=default)
             self.delete()
+            Gallery.objects.filter(pk=default.pk).recount()
 
 
 class GalleryMember(models.Model):

@@ -21,6 +21,7 @@ from gallery.models.galleries import (
     Role,
     gallery_visible_to,
     holding,
+    recount_galleries,
     role_in_gallery,
 )
 from gallery.models.spending import UsageEntry
@@ -118,11 +119,24 @@ class GenerationQuerySet(models.QuerySet):
         left as it is: they were paid for."""
         now = now or timezone.now()
         finished = self.kept().filter(status__in=Generation.FINISHED)
-        return finished.update(trashed_at=now, updated_at=now)
+        galleries = finished.gallery_ids()
+        moved = finished.update(trashed_at=now, updated_at=now)
+        recount_galleries(galleries)
+        return moved
 
     def restore(self):
-        """Take these out of the trash, back where they were. One UPDATE."""
-        return self.trashed().update(trashed_at=None, updated_at=timezone.now())
+        """Take these out of the trash, back where they were. One UPDATE (and the tallies
+        of the galleries they are back in)."""
+        trashed = self.trashed()
+        galleries = trashed.gallery_ids()
+        restored = trashed.update(trashed_at=None, updated_at=timezone.now())
+        recount_galleries(galleries)
+        return restored
+
+    def gallery_ids(self):
+        """The galleries these are in: whose tallies (Gallery.kept_generations,
+        shown_images) an UPDATE of them changes."""
+        return set(self.order_by().values_list("gallery_id", flat=True).distinct())
 
     def expired_trash(self, now=None):
         """Trashed longer ago than settings.TRASH_DAYS: the daily schedule removes them."""
@@ -715,6 +729,7 @@ class Generation(models.Model):
                     # Failed (past its deadline) or taken over meanwhile: undo everything.
                     raise _Superseded()
                 Image.objects.bulk_create(rows)
+                recount_galleries([self.gallery_id])  # its images are shown from now on
                 DisplayRendition.objects.bulk_create(
                     DisplayRendition(image=rows[i], file=name, width=d.width, height=d.height)
                     for i, name, d in displays

@@ -69,6 +69,7 @@ def gallery_of(owner, name, generations):
         )
         for row in rows
     )
+    Gallery.objects.filter(pk=gallery.pk).recount()  # bulk_create sends no signal
     return gallery
 
 
