@@ -7,6 +7,7 @@ from datetime import timedelta
 from django import template
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 register = template.Library()
@@ -68,17 +69,18 @@ def ago(moment):
     return f"{timesince(moment, depth=1)} ago"
 
 
-@register.filter(expects_localtime=True)
-def iso(moment):
-    """A <time datetime> value: the moment in ISO 8601 (as |date:"c", without its cost)."""
-    return moment.isoformat(timespec="seconds")
-
-
-@register.filter(expects_localtime=True)
-def moment(value):
-    """ "5 Dec 2026, 14:03": a card's time to the minute, as a tooltip (strftime, not the
-    locale's DATETIME_FORMAT machinery, which cost a card more than any other field)."""
-    return f"{value.day} {value:%b %Y, %H:%M}"
+@register.simple_tag
+def card_time(moment):
+    """A card's <time>: "3 minutes ago", the moment to the minute as its tooltip and in
+    ISO 8601 for machines; one tag, one local time (three filters on a page of 24 cards
+    cost more than any other field, through the locale's date formats)."""
+    local = timezone.localtime(moment)
+    return format_html(
+        '<time class="card__time" datetime="{}" title="{}">{}</time>',
+        local.isoformat(timespec="seconds"),
+        f"{local.day} {local:%b %Y, %H:%M}",
+        ago(moment),
+    )
 
 
 @register.filter
