@@ -45,14 +45,16 @@ def uncount_a_generation(sender, instance, origin=None, **kwargs):
 @receiver(post_save, sender=Image)
 def count_an_image(sender, instance, created, raw=False, **kwargs):
     # The pipeline stores a generation's images together and recounts once
-    # (Generation.save_images); this is for an image added to a finished one by hand.
+    # (Generation.store_images); this is for an image added to a finished one by hand.
     if created and not raw:
         recount_galleries([instance.generation.gallery_id])
 
 
 @receiver(post_delete, sender=Image)
 def uncount_an_image(sender, instance, origin=None, **kwargs):
-    if isinstance(origin, Image):  # not one taken with its generation or gallery
+    # Images deleted as such (one, or a queryset of them); not those taken with their
+    # generation or gallery, whose own deletion counts.
+    if isinstance(origin, Image) or getattr(origin, "model", None) is Image:
         recount_galleries(
             Generation.objects.filter(pk=instance.generation_id).values_list(
                 "gallery_id", flat=True

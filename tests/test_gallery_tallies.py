@@ -112,6 +112,8 @@ def test_rows_an_operator_deletes_or_adds_by_hand_are_counted(alice, media_root)
 
     first.images.first().delete()  # one image removed by hand
     assert tallies(home) == (2, 2)
+    Image.objects.filter(generation=second).delete()  # a queryset of them
+    assert tallies(home) == (2, 1)
     second.delete()  # as admin's delete does
     assert tallies(home) == (1, 1)
     assert_right(home)
