@@ -36,6 +36,7 @@ from tests.benchmarks.bench_load import (  # noqa: E402
     free_port,
     percentile,
     production_env,
+    start_logged,
     stop_all,
     wait_for_port,
 )
@@ -133,17 +134,7 @@ def main():
         processes = []
 
         def start(name, command):
-            log = workdir / f"{name}.log"
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            processes.append(process)
-            return process, log
+            return start_logged(workdir, name, command, env, processes)
 
         try:
             simulator, log = start(

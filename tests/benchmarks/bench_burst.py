@@ -26,7 +26,6 @@ import os
 import re
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from tests.benchmarks.bare_client import bare_burst_seconds  # noqa: E402
 from tests.benchmarks.bench_load import (  # noqa: E402
     free_port,
     production_env,
+    start_logged,
     stop_all,
     wait_for_port,
 )
@@ -111,17 +111,7 @@ class Stack:
         )
 
     def start(self, name, command):
-        log = self.folder / f"{name}.log"
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=self.env(),
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append(process)
-        return process, log
+        return start_logged(self.folder, name, command, self.env(), self.processes)
 
     def __enter__(self):
         manage = [sys.executable, "manage.py"]

@@ -241,6 +241,22 @@ async def drive(base_url, session_keys, args):
     return results
 
 
+def start_logged(folder, name, command, env, processes):
+    """Run `command` from the project's root in a session of its own (stop_all ends its
+    whole group), its output in folder/<name>.log; note it in `processes`."""
+    log = Path(folder) / f"{name}.log"
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    processes.append(process)
+    return process, log
+
+
 def stop_all(processes):
     """SIGTERM each process's group (started with start_new_session), SIGKILL what stays."""
     for process in processes:
@@ -319,18 +335,8 @@ def run_one(database, database_url, args, workdir):
     logs = {}
 
     def start(name, command):
-        log = data / f"{name}.log"
-        logs[name] = log
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        processes.append(process)
-        return process, log
+        process, logs[name] = start_logged(data, name, command, env, processes)
+        return process, logs[name]
 
     try:
         simulator, log = start(
