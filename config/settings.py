@@ -180,7 +180,10 @@ TEMPLATES = [
 ]
 
 # SQLite by default. WAL, IMMEDIATE transactions and a busy timeout keep django-q2's
-# workers and the web process from losing writes to "database is locked" under load.
+# workers and the web process from losing writes to "database is locked" under load; our
+# engine (Django's, see gallery/sqlite/base.py) queues the writers instead of letting them
+# sleep in SQLite's busy handler.
+SQLITE_ENGINE = "gallery.sqlite"
 SQLITE_OPTIONS = {
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     "transaction_mode": "IMMEDIATE",
@@ -195,19 +198,21 @@ if _database_url:
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
     if _database["ENGINE"] == "django.db.backends.sqlite3":
+        # Django's backend with writers that queue (gallery/sqlite/base.py).
+        _database["ENGINE"] = SQLITE_ENGINE
         _database["OPTIONS"] = {**SQLITE_OPTIONS, **_database.get("OPTIONS", {})}
     else:
         _database["CONN_HEALTH_CHECKS"] = True
 else:
     _database = {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": SQLITE_ENGINE,
         "NAME": DATA_DIR / "db.sqlite3",
         "OPTIONS": SQLITE_OPTIONS,
         # Kept open, as with PostgreSQL: opening one runs SQLITE_OPTIONS' pragmas, and
         # django-q2 asks for new tasks every Q_CLUSTER["poll"] (twice the idle CPU without).
         "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", 60),
     }
-if _database["ENGINE"] == "django.db.backends.sqlite3":
+if _database["ENGINE"] == SQLITE_ENGINE:
     # A file, not memory, so test runs can share the database with a real qcluster
     # subprocess; one per test process, so parallel runs never collide.
     _database["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}

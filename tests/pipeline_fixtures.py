@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def database_url():
     """The test database as a URL the worker subprocess can open."""
     db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or ""
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""

@@ -31,6 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
@@ -167,10 +168,15 @@ class Person:
         self.token = CSRF_INPUT.search(page.text).group(1)
 
     async def generate(self, prompt):
-        """Press Generate (the studio's htmx request); the new generation's pk."""
-        response = await self.client.post(
-            "/generate/",
-            data={
+        """Press Generate (the studio's htmx request); the new generation's pk.
+
+        Sent as a browser on its own machine would, over a new connection, but written by
+        hand: httpx spends about 4 ms of CPU on each request, and here the 20 people's
+        "browsers" share the server's two cores (85 ms of CPU taken from the server in a
+        burst of 20, more than the requests themselves leave to spare)."""
+        url = self.client.base_url
+        body = urlencode(
+            {
                 "csrfmiddlewaretoken": self.token,
                 "prompt": prompt,
                 "image_size": "1024x1024",
@@ -178,16 +184,24 @@ class Person:
                 "background": "auto",
                 "output_format": "png",
                 "num_images": 1,
-            },
-            headers={
-                "HX-Request": "true",
-                "HX-Target": "generate-form",
-                "X-CSRFToken": self.token,
-                "Referer": str(self.client.base_url) + "/",
-            },
+            }
+        ).encode()
+        cookies = "; ".join(f"{c.name}={c.value}" for c in self.client.cookies.jar)
+        head = (
+            f"POST /generate/ HTTP/1.0\r\nHost: {url.host}:{url.port}\r\n"
+            f"Cookie: {cookies}\r\nHX-Request: true\r\nHX-Target: generate-form\r\n"
+            f"X-CSRFToken: {self.token}\r\nReferer: {url}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
         )
-        response.raise_for_status()
-        return int(CARD.search(response.text).group(1))
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        writer.write(head.encode() + body)
+        answer = await reader.read()  # HTTP/1.0: to the end, no chunks
+        writer.close()
+        status = answer[: answer.index(b"\r\n")].decode()
+        if " 200 " not in status:
+            raise SystemExit(f"bench_burst: Generate answered {status}")
+        return int(CARD.search(answer.decode()).group(1))
 
     async def aclose(self):
         await self.client.aclose()
