@@ -86,10 +86,12 @@ def _in_thread(work):
 
 def test_a_transaction_that_fails_gives_the_turn_to_the_next_writer(transactional_db):
     gallery = _gallery()
+    writer = WriterLock.of(str(connection.settings_dict["NAME"]))
     with pytest.raises(ValueError), transaction.atomic():
+        assert writer.in_process.locked()  # Django's transaction took the turn
         Gallery.objects.filter(pk=gallery.pk).update(name="Never kept")
         raise ValueError("the view failed half-way")
-    assert not WriterLock.of(str(connection.settings_dict["NAME"])).in_process.locked()
+    assert not writer.in_process.locked()
 
     thread, raised = _in_thread(
         lambda: Gallery.objects.filter(pk=gallery.pk).update(name="Renamed") or None
