@@ -53,6 +53,18 @@ def pk_url(name, pk):
     return f"{before}{int(pk)}{after}"
 
 
+@functools.cache
+def _fixed_url(name, prefix, urlconf):
+    return reverse(name, urlconf=urlconf)
+
+
+@register.simple_tag
+def use_settings_url(pk):
+    """The studio with generation `pk`'s settings in its form (?use=<pk>): a card's "Use
+    these settings", without a `reverse` per card (see pk_url)."""
+    return f"{_fixed_url('studio', get_script_prefix(), get_urlconf())}?use={int(pk)}"
+
+
 @register.filter
 def seconds(milliseconds):
     """4320 -> "4.3 s"; a blank for an unknown duration."""

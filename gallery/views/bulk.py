@@ -98,6 +98,6 @@ def _cards_after(request, pks):
     filters = StudioFilterForm(query, user=request.user)
     filters.is_valid()
     visible = Generation.objects.cards_for(request.user)
-    still = list(filters.apply(visible).filter(pk__in=pks).prefetch_related("images"))
+    still = list(filters.apply(visible).filter(pk__in=pks).with_images())
     kept = {generation.pk for generation in still}
     return still, [pk for pk in pks if pk not in kept]

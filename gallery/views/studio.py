@@ -100,7 +100,7 @@ def _gallery_context(request, galleries):
     if cursor.isdigit():
         generations = generations.older_than(int(cursor))
     # One more than a page tells whether another page exists, without a COUNT query.
-    cards = list(generations.prefetch_related("images")[: PAGE_SIZE + 1])
+    cards = list(generations.with_images()[: PAGE_SIZE + 1])
     more_url = None
     if len(cards) > PAGE_SIZE:
         cards = cards[:PAGE_SIZE]
