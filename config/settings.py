@@ -461,8 +461,9 @@ SUBMIT_CLAIM_SECONDS = envint("SUBMIT_CLAIM_SECONDS", 600)
 # and making thumbnails use as many processes. One per worker of a cluster by default; it
 # must be the same for every process of an installation.
 POLLER_SHARDS = max(1, envint("POLLER_SHARDS", Q_CLUSTER["workers"]))
-# Downloads (fetching, checking images, thumbnails) each poller runs at once: CPU work, so
-# few threads; more only contend for the interpreter. Gateway calls don't use these.
+# Downloads (fetching, checking images, thumbnails) each poller runs at once, and while none
+# waits, display renditions in one of them: CPU work, so few threads; more only contend for
+# the interpreter and the cores. Gateway calls don't use these.
 POLLER_CONCURRENCY = envint("POLLER_CONCURRENCY", 4)
 # Gateway calls in flight at once, for the whole installation (each shard's poller gets its
 # share): waiting on the gateway is I/O and takes no thread, this only keeps from flooding it.

@@ -9,7 +9,9 @@ workers and hosts there are. Each tick it picks every generation of its shard wh
 action is due: a submit (PENDING) or a poll (IN_QUEUE, IN_PROGRESS) becomes a gateway call
 made as I/O (`pixazo.GatewayCalls`: an asyncio loop, up to the poller's share of
 GATEWAY_MAX_IN_FLIGHT calls in flight, no thread per call); a download (DOWNLOADING), which
-checks images and makes thumbnails, runs in a small CPU-sized thread pool. Each answer is
+checks images and makes thumbnails, runs in a small CPU-sized thread pool. The images'
+display renditions (what pages show instead of the original) follow in one thread of that
+pool, while no download runs or waits: a person waits on the card, not on those. Each answer is
 recorded as soon as it arrives, and whatever comes next is a time in the generation's
 `next_action_at`, which `gallery.schedule` decides (the next poll, timed to the expected
 finish; the retry after a passing fault). So no thread ever sleeps through a generation's
@@ -22,6 +24,7 @@ Every step is safe to run twice: steps begin with a conditional status change th
 one caller wins, and downloads write names of their own.
 """
 
+import collections
 import heapq
 import logging
 import os
@@ -39,7 +42,7 @@ from django_q.tasks import async_task
 
 from gallery import imaging, pixazo, schedule, throttles
 from gallery.metrics import Tally
-from gallery.models import Gallery, Generation, Lease
+from gallery.models import DisplayRendition, Gallery, Generation, Image, Lease
 from gallery.schedule import Action
 
 log = logging.getLogger("gallery.tasks")
@@ -103,7 +106,7 @@ def empty_expired_trash():
     return f"removed {removed} generation(s) from the trash"
 
 
-def run_poller(wait_for_lease=False, shard=0):
+def run_poller(wait_for_lease=False, shard=0, displays=()):
     if cluster_stopping():
         # This worker's cluster is on its way out: leave the shard to a poller elsewhere.
         _hand_over(shard)
@@ -113,7 +116,7 @@ def run_poller(wait_for_lease=False, shard=0):
     if not _take_lease(lease, holder, wait_for_lease):
         return "another poller holds the lease"
     Lease.release(POLLER_KICK.format(shard=shard))
-    return Poller(shard, lease, holder).run()
+    return Poller(shard, lease, holder, displays).run()
 
 
 def cluster_stopping():
@@ -121,8 +124,10 @@ def cluster_stopping():
     return bool(stop_file) and os.path.exists(stop_file)
 
 
-def _hand_over(shard):
-    async_task("gallery.tasks.run_poller", shard=shard, group="poller")
+def _hand_over(shard, displays=()):
+    """A fresh poller task for `shard`, with the images whose display renditions this one
+    did not make yet."""
+    async_task("gallery.tasks.run_poller", shard=shard, displays=list(displays), group="poller")
 
 
 def _take_lease(lease, holder, wait):
@@ -166,7 +171,7 @@ def timesince_words(seconds):
 class Poller:
     """One run of a shard's poller (a django-q2 task holding the shard's lease)."""
 
-    def __init__(self, shard, lease, holder):
+    def __init__(self, shard, lease, holder, displays=()):
         self.shard, self.lease, self.holder = shard, lease, holder
         self.generations = Generation.objects.in_shard(shard)
         self.gateway = pixazo.gateway_calls()
@@ -179,6 +184,11 @@ class Poller:
         self.typical = {}  # (quality, image_size) -> (looked up at, seconds or None)
         self.failures_in_a_row = 0  # the gateway's passing faults in a row, any generation
         self.planned = []  # a heap of monotonic times at which a step it timed falls due
+        # Image pks stored without their display rendition yet, oldest first; one pool
+        # thread makes them (`_make_displays`) while no download runs or waits.
+        self.displays = collections.deque(displays)
+        self.making_displays = None  # that thread's Future
+        self.handing_over = False
 
     def run(self):
         with ThreadPoolExecutor(settings.POLLER_CONCURRENCY, thread_name_prefix="poller") as pool:
@@ -204,7 +214,7 @@ class Poller:
             if now < self._next_look(last_look):
                 continue
             last_look = now
-            self.downloads = {pk: f for pk, f in self.downloads.items() if not f.done()}
+            self._collect_downloads()
             self.tally.flush_if_due()
             if now - last_sweep > 2:
                 fail_overdue(self.generations)
@@ -212,12 +222,15 @@ class Poller:
             stopping = cluster_stopping()
             if stopping or now - started > budget:
                 # The successor starts at once (elsewhere, if this cluster is stopping);
-                # what runs here finishes on its own. Running a due step twice is safe.
+                # what runs here finishes on its own. Running a due step twice is safe (a
+                # display rendition made twice is kept once).
+                self.handing_over = True
                 Lease.release(self.lease, self.holder)
-                _hand_over(self.shard)
+                _hand_over(self.shard, self.displays)
                 return "the cluster is stopping" if stopping else "time budget used, handed over"
             self._start_due()
-            if self.calls or self.downloads or self._work_left():
+            self._start_displays()
+            if self.calls or self.downloads or self._displays_left() or self._work_left():
                 busy_at = now
             elif schedule.poller_may_end(now - busy_at):
                 # Release first, then look once more: a submit that finished in between
@@ -291,6 +304,38 @@ class Poller:
         self.downloads[generation.pk] = self.pool.submit(
             _in_pool_thread, download, generation, self.tally, reclaim
         )
+
+    def _collect_downloads(self):
+        """Forget the downloads that ended; the images they stored await their display
+        renditions."""
+        for pk, future in list(self.downloads.items()):
+            if future.done():
+                del self.downloads[pk]
+                if not future.cancelled() and future.exception() is None:
+                    self.displays.extend(future.result() or ())
+
+    # Display renditions, after everything a person waits on
+
+    def _start_displays(self):
+        if self.displays and not self.downloads and not self._making_displays():
+            self.making_displays = self.pool.submit(_in_pool_thread, self._make_displays)
+
+    def _making_displays(self):
+        return self.making_displays is not None and not self.making_displays.done()
+
+    def _displays_left(self):
+        return bool(self.displays) or self._making_displays()
+
+    def _make_displays(self):
+        """In a pool thread: display renditions, oldest first, until none is left, a
+        download runs or waits (the loop starts this again once none does), or the poller
+        hands over (its successor has the rest)."""
+        while self.displays and not self.downloads and not self.handing_over:
+            try:
+                pk = self.displays.popleft()
+            except IndexError:  # taken by a successor's copy meanwhile: nothing left
+                return
+            make_display(pk)
 
     # Recording answers
 
@@ -440,8 +485,23 @@ def download(generation, tally, reclaim=False):
         else:
             generation.fail(f"{IMAGE_NOT_FETCHED}, so nothing was stored.")
         return
-    if generation.store_images(fetched):
+    if stored := generation.store_images(fetched):
         tally.stored((generation.completed_at - generation.requested_at).total_seconds())
+    return [image.pk for image in stored]  # their display renditions are still to make
+
+
+def make_display(image_pk):
+    """The display rendition of stored image `image_pk` (models/renditions.py), unless it
+    has one or is gone. A page shows its thumbnail or original meanwhile, so an original
+    that can't be read is logged, not retried: `manage.py make_display_renditions` tries
+    again."""
+    image = Image.objects.filter(pk=image_pk, display__isnull=True).select_related("generation")
+    if (image := image.first()) is None:
+        return
+    try:
+        DisplayRendition.make_for(image)
+    except (OSError, imaging.ImageError) as exc:
+        log.warning("image %s: no display rendition: %s", image_pk, exc)
 
 
 def _fetch(url):
@@ -452,8 +512,9 @@ def _fetch(url):
         max_pixels=settings.IMAGE_MAX_PIXELS,
         thumbnail_side=imaging.THUMBNAIL_MAX_SIDE,
     )
-    # What pages show instead of the original: made here, never on a page request.
-    return imaging.with_display(fetched)
+    # What pages show instead of the original comes after (Poller._make_displays): made in
+    # the worker, never on a page request, but not on the way to the card.
+    return fetched
 
 
 _client = None

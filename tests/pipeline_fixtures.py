@@ -24,7 +24,7 @@ from django.db import connection
 
 from gallery import tasks
 from gallery.forms import GenerationForm
-from gallery.models import Generation
+from gallery.models import Generation, Image
 from tests.simulator_fixtures import SIMULATOR_TEST_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,6 +155,16 @@ class Pipeline:
         )
         for generation in generations:
             generation.refresh_from_db()
+
+    def wait_until_displayed(self, generations, timeout=30):
+        """Wait until every image of `generations` has its display rendition: the worker
+        makes those after it stores the images (gallery.tasks.Poller._make_displays)."""
+        images = Image.objects.filter(generation__in=[g.pk for g in generations])
+        self.wait_until(
+            lambda: not images.filter(display__isnull=True).exists(),
+            timeout,
+            "the display renditions",
+        )
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ def test_a_live_link_shows_real_generated_images_to_a_signed_out_browser(
         pipeline.create(alice, prompt="Fishing boats in fog", gallery=gallery.pk),
     ]
     pipeline.wait_until_finished(generations)
+    pipeline.wait_until_displayed(generations)  # the share page shows them
     assert [g.status for g in generations] == ["COMPLETED", "COMPLETED"]
     link = ShareLink.objects.create(gallery=gallery, label="For the harbour master")
 

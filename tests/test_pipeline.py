@@ -43,6 +43,7 @@ def test_four_webp_images_at_1536x1024_are_stored_with_thumbnails_and_display_re
         output_format="webp",
     )
     pipeline.wait_until_finished([generation])
+    pipeline.wait_until_displayed([generation])
 
     assert generation.status == S.COMPLETED, generation.error
     assert generation.request_id
@@ -62,7 +63,7 @@ def test_four_webp_images_at_1536x1024_are_stored_with_thumbnails_and_display_re
         assert thumbnail.format == "WEBP"
         assert max(thumbnail.size) == 512
         assert thumbnail.size[0] / thumbnail.size[1] == pytest.approx(1.5, abs=0.01)
-        # The display rendition is made with the thumbnail, in the worker.
+        # The display rendition is made in the worker too, just after the images are stored.
         with image.display.file.open("rb") as f:
             display = PILImage.open(io.BytesIO(f.read()))
         assert (display.format, display.size) == ("WEBP", (1280, 853))
@@ -197,6 +198,7 @@ def test_a_killed_worker_is_replaced_and_nothing_is_submitted_twice_or_left_behi
     assert Generation.objects.exclude(status__in=Generation.FINISHED).count() == 6
     pipeline.start_worker()
     pipeline.wait_until_finished(generations, timeout=90)
+    pipeline.wait_until_displayed(generations)
 
     assert {g.status for g in generations} == {S.COMPLETED}, [g.error for g in generations]
     assert pipeline.simulator.submissions == 6
@@ -218,6 +220,7 @@ def test_a_worker_killed_while_downloading_images_resumes_without_orphans(
     slow_host.mode = "pass-through"
     pipeline.start_worker()
     pipeline.wait_until_finished([generation], timeout=60)
+    pipeline.wait_until_displayed([generation])
 
     assert generation.status == S.COMPLETED, generation.error
     assert generation.images.count() == 2

@@ -1,17 +1,20 @@
 """Display renditions (models/renditions.py): what pages show of an image instead of its
-original, made in the worker with the thumbnail, and for older images by a command."""
+original, made in the worker just after the images are stored, and for older images by a
+command."""
 
 import io
 import secrets
+from concurrent.futures import Future
 
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django_q.models import OrmQ
 from PIL import Image as PillowImage
 
-from gallery import imaging
+from gallery import imaging, tasks
 from gallery.models import DisplayRendition, Gallery, ShareLink, display_of
 from tests.image_factories import make_generation, picture_bytes
 
@@ -103,3 +106,56 @@ def test_a_link_made_before_tokens_were_hashed_still_opens(client):
     assert link.token_prefix == token[:8] and token not in link.token_hash
     assert ShareLink.objects.with_token(token) == link
     assert Gallery.objects.get(pk=gallery.pk).name == "From before"
+
+
+# -- made by the worker, after the images are stored ------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_worker_makes_display_renditions_only_while_no_download_runs_or_waits(alice):
+    generation = make_generation(alice, images=2, display=False)
+    pks = list(generation.images.values_list("pk", flat=True))
+    poller = tasks.Poller(0, "poller-0", "a test", displays=pks)
+
+    poller.downloads = {generation.pk + 1: Future()}  # someone's images are on their way
+    poller._make_displays()
+    assert not DisplayRendition.objects.exists()
+
+    poller.downloads = {}
+    poller._make_displays()
+    made = DisplayRendition.objects.filter(image__in=pks)
+    assert made.count() == 2 and not poller.displays
+    for display in made:
+        with display.file.open("rb") as file, PillowImage.open(file) as picture:
+            assert (picture.format, picture.size) == ("WEBP", (96, 64))
+
+
+@pytest.mark.django_db
+def test_a_poller_that_hands_over_leaves_the_display_renditions_it_did_not_make_to_its_successor(
+    alice,
+):
+    generation = make_generation(alice, images=2, display=False)
+    pks = list(generation.images.values_list("pk", flat=True))
+    poller = tasks.Poller(0, "poller-0", "a test", displays=pks)
+    poller.handing_over = True
+    poller._make_displays()
+    assert not DisplayRendition.objects.exists()
+
+    tasks._hand_over(0, poller.displays)
+    (successor,) = OrmQ.objects.all()
+    assert successor.kwargs() == {"shard": 0, "displays": pks}
+
+
+@pytest.mark.django_db
+def test_an_image_gone_or_unreadable_before_its_display_rendition_is_skipped(alice, caplog):
+    generation = make_generation(alice, images=2, display=False)
+    first, second = generation.images.order_by("index")
+    default_storage.delete(first.original.name)
+    gone = second.pk
+    second.delete()
+
+    tasks.make_display(first.pk)
+    tasks.make_display(gone)
+
+    assert not DisplayRendition.objects.exists()
+    assert f"image {first.pk}: no display rendition" in caplog.text

@@ -714,12 +714,14 @@ class Generation(models.Model):
                 default_storage.delete(path)
 
     def store_images(self, images):
-        """Save every downloaded image and its thumbnail, and their rows, all or nothing.
+        """Save every downloaded image and its thumbnail, and their rows, all or nothing:
+        the Image rows stored, or [] when another attempt completed it (or it failed).
 
         `images` are gallery.imaging.FetchedImage-like, each with its thumbnail (and its
-        display rendition, if it has one: models/renditions.py). Each attempt
-        writes names of its own: a worker whose claim expired may still be writing when
-        another has taken over, and neither may overwrite or delete the other's files. The
+        display rendition, if it has one; the worker makes those after:
+        models/renditions.py). Each attempt writes names of its own: a worker whose claim
+        expired may still be writing when another has taken over, and neither may
+        overwrite or delete the other's files. The
         one that completes sweeps the folder of what others left (a crashed attempt's
         files); one that loses, or fails, removes what it wrote.
         """
@@ -771,12 +773,12 @@ class Generation(models.Model):
                 )
         except _Superseded:
             self._delete_names(written)
-            return False
+            return []
         except BaseException:
             self._delete_names(written)
             raise
         self.delete_stored_files(keep=written)
-        return True
+        return rows
 
     @staticmethod
     def _delete_names(names):

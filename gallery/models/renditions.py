@@ -3,10 +3,13 @@ Download.
 
 A stored original is whatever the provider made (a PNG of several megabytes, often); a
 page looks at a WebP of it at display size instead, beside the thumbnail, as `srcset`
-candidates (gallery/views/pictures.py). The worker makes it with the thumbnail
-(Generation.store_images); `manage.py make_display_renditions` makes those of images
-stored before renditions existed. An image without one is shown by its thumbnail, or by
-its original where the viewer may have that.
+candidates (gallery/views/pictures.py). The worker makes it from the stored original just
+after the image is stored (`make_for`, from gallery.tasks.Poller, when no download is
+waiting: encoding it costs twice the original's checks and thumbnail together, and people
+wait on their images, not on this); `manage.py make_display_renditions` makes those of
+images stored before renditions existed, or whose worker stopped before it got to them.
+An image without one is shown by its thumbnail, or by its original where the viewer may
+have that.
 
 Its own table rather than a column of `Image`, so the pipeline's model stays as it is;
 an image has at most one (the primary key is the image's).
@@ -50,6 +53,17 @@ class DisplayRendition(models.Model):
         except IntegrityError:
             default_storage.delete(name)
             return None
+
+    @classmethod
+    def make_for(cls, image):
+        """Make `image`'s display rendition from its stored original and keep it. None if
+        it has one already; raises OSError or gallery.imaging.ImageError when the original
+        can't be read."""
+        from gallery import imaging
+
+        with image.original.open("rb") as original:
+            rendition = imaging.make_display(original.read())
+        return cls.store(image, rendition)
 
     def delete_file(self):
         if self.file.name:

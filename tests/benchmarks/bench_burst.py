@@ -99,6 +99,7 @@ class Stack:
         self.gateway_url = f"http://127.0.0.1:{self.simulator_port}{PREFIX}"
         self.simulator_args = simulator_args
         self.processes = []
+        self.parts = {}
 
     def env(self):
         return production_env(
@@ -112,7 +113,9 @@ class Stack:
         )
 
     def start(self, name, command):
-        return start_logged(self.folder, name, command, self.env(), self.processes)
+        process, log = start_logged(self.folder, name, command, self.env(), self.processes)
+        self.parts[name] = process
+        return process, log
 
     def __enter__(self):
         manage = [sys.executable, "manage.py"]
@@ -135,6 +138,34 @@ class Stack:
 
     def __exit__(self, *exc_info):
         stop_all(self.processes)
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds (user + system) used so far by process `pid` and every process under it
+    (a part of the stack and what it started: run_worker's cluster has a session of its
+    own), from /proc."""
+    stats = {}  # pid -> (parent, CPU ticks)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # ended meanwhile
+        # After the name: state, ppid, ...; utime and stime are the 12th and 13th.
+        stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    children = {}
+    for child, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(child)
+    ticks, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        ticks += stats.get(current, (0, 0))[1]
+        todo.extend(children.get(current, []))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def stack_cpu(stack):
+    """{part: CPU seconds so far} for the stack's web, worker and simulator."""
+    return {name: tree_cpu_seconds(process.pid) for name, process in stack.parts.items()}
 
 
 def people(count):
@@ -222,6 +253,21 @@ def wait_until_stored(pks, timeout=300):
     return max(g.completed_at for g in batch).timestamp()
 
 
+def wait_until_displayed(pks, timeout=120):
+    """Wait until every image of `pks` has its display rendition (the worker makes them
+    after the images are stored, while no download waits); the latest one's timestamp."""
+    from gallery.models import DisplayRendition, Image
+
+    images = Image.objects.filter(generation__in=pks)
+    deadline = time.monotonic() + timeout
+    while images.filter(display__isnull=True).exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench_burst: display renditions not made within {timeout} s")
+        time.sleep(0.05)
+    made = DisplayRendition.objects.filter(image__in=images)
+    return max(made.values_list("created_at", flat=True)).timestamp()
+
+
 async def press_together(crowd, prompt):
     """Everyone presses Generate at once: (the first click's time, the new pks)."""
     clicked = time.time()
@@ -245,11 +291,13 @@ async def run_scenario(scenario, stack):
             await one_alone(crowd[n], "warm-up")
         singles = [await one_alone(crowd[0], f"alone {n}") for n in range(SINGLES)]
         alone = statistics.median(singles)
-        stolen = stolen_seconds()
+        stolen, cpu = stolen_seconds(), stack_cpu(stack)
         clicked, pks = await press_together(crowd, "burst")
         posted = time.time() - clicked
         stored = await asyncio.to_thread(wait_until_stored, pks)
         stolen = stolen_seconds() - stolen
+        cpu = {name: used - cpu[name] for name, used in stack_cpu(stack).items()}
+        displayed = await asyncio.to_thread(wait_until_displayed, pks) - clicked
         burst = stored - clicked
         bare = (
             await bare_burst_seconds(stack.gateway_url, KEY, scenario.people)
@@ -293,9 +341,16 @@ async def run_scenario(scenario, stack):
         "  from the last Generate answered to all stored (the pipeline's share)",
         f"{burst - posted:.2f} s",
     )
+    row(
+        "  the display renditions (what pages show) all made, from the first click",
+        f"{displayed:.2f} s",
+    )
     row("  result polls per generation (mean of the burst)", f"{polls:.1f}")
     row(f"  submissions for the {scenario.people}", submits, scenario.people, submits == len(pks))
     row("  CPU the host stole during the burst", f"{stolen:.1f} s")
+    # The stack shares the machine's cores: which part's work the burst waited for.
+    used = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in cpu.items())
+    row(f"  CPU the stack used until all were stored ({used})", f"{sum(cpu.values()):.2f} s")
 
 
 def main():

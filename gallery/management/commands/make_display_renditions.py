@@ -1,5 +1,6 @@
-"""Display renditions for images stored before they existed (the worker makes them for
-every new image): `manage.py make_display_renditions`. Safe to run again, and beside a
+"""Display renditions for images stored before they existed, or whose worker stopped
+before it made them (it makes them just after it stores each image):
+`manage.py make_display_renditions`. Safe to run again, and beside a
 running worker and web server; an image whose original is missing or unreadable is named
 and skipped."""
 
@@ -18,16 +19,15 @@ class Command(BaseCommand):
         made = skipped = 0
         for image in missing.order_by("pk").iterator(chunk_size=100):
             try:
-                with image.original.open("rb") as original:
-                    rendition = imaging.make_display(original.read())
+                display = DisplayRendition.make_for(image)
             except (OSError, imaging.ImageError) as exc:
                 skipped += 1
                 self.stderr.write(f"image {image.pk} ({image.original.name}): {exc}")
                 continue
-            if DisplayRendition.store(image, rendition) is not None:
+            if display is not None:
                 made += 1
-            if options["verbosity"] > 1:
-                self.stdout.write(f"image {image.pk}: {rendition.width}×{rendition.height}")
+                if options["verbosity"] > 1:
+                    self.stdout.write(f"image {image.pk}: {display.width}×{display.height}")
         self.stdout.write(
             f"Made {made} display rendition{'s' if made != 1 else ''} "
             f"of {total} image{'s' if total != 1 else ''} without one"
