@@ -247,13 +247,11 @@ def limits_for(user, gallery, *, token=None, scopes=ALL_SCOPES, lock=False, now=
     return _situation(user, gallery, token=token, scopes=scopes, lock=lock, now=now)[0]
 
 
-def _situation(user, gallery, *, token=None, scopes=ALL_SCOPES, lock=False, now=None):
-    """(the limits that apply with this month's use, whether `user` waits for approval):
-    one query for the settings, then, only where a limit applies, its month total (locked
-    with `lock`) and what is reserved."""
-    month = month_of(now)
+def _settings_of(user):
+    """The settings `user`'s limits come from, in one query: their quota, the team's
+    budget, whether they wait for approval."""
     waiting = get_user_model().objects.filter(awaiting_approval_q(), pk=OuterRef("pk"))
-    figures = (
+    return (
         get_user_model()
         .objects.filter(pk=user.pk)
         .values(
@@ -265,6 +263,14 @@ def _situation(user, gallery, *, token=None, scopes=ALL_SCOPES, lock=False, now=
         )
         .get()
     )
+
+
+def _situation(user, gallery, *, token=None, scopes=ALL_SCOPES, lock=False, now=None, figures=None):
+    """(the limits that apply with this month's use, whether `user` waits for approval):
+    the settings (`figures`, from _settings_of, or one query), then, only where a limit
+    applies, its month total (locked with `lock`) and what is reserved."""
+    month = month_of(now)
+    figures = figures or _settings_of(user)
     wanted = []  # (scope, label, amount, total key)
     if Scope.PERSON in scopes and figures["monthly_images"] is not None:
         key = UsageTotal.key(Scope.PERSON, month, user_id=user.pk)
@@ -318,9 +324,14 @@ def reserve(ask, action, *, scopes=ALL_SCOPES):
 
 def reserve_and_tell(ask, action, *, scopes=ALL_SCOPES):
     """reserve(), and the limits as they stand after it: (what `action` returned, limits)."""
+    # The limits' settings are read before the write lock, as the gallery's budget is (one
+    # read a moment earlier is the same as a Generate just before a change to them); what
+    # was spent and reserved is read under it. A burst of Generates takes turns with the
+    # lock, so what it holds is what everyone waits for.
+    figures = _settings_of(ask.user)
     with transaction.atomic():
         limits, waiting = _situation(
-            ask.user, ask.gallery, token=ask.token, scopes=scopes, lock=True
+            ask.user, ask.gallery, token=ask.token, scopes=scopes, lock=True, figures=figures
         )
         if waiting:  # nothing is sent before an operator agrees
             raise Refused(AWAITING_APPROVAL)
