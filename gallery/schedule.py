@@ -22,8 +22,9 @@ The rules, each with its unit test in tests/test_schedule.py:
   submit, until a poll was answered; a download that met one is retried the same way;
 - COMPLETED is downloaded at once (the provider keeps results for minutes); anything else
   that trying again can't help fails;
-- the poller looks for due work every `TICK_SECONDS`, and at the moment a step it timed
-  falls due (`next_look`);
+- the poller looks for due work every `TICK_SECONDS`, at the moment a step it timed
+  falls due (`next_look`), and soon after a look that sent new requests, while the rest of
+  their burst arrives (`look_again_after_submits`);
 - the studio page's update request is held until something it shows changes (or
   settings.LIVE_HOLD_SECONDS pass), and asked again no sooner than `LIVE_MIN_GAP_MS` after
   the last began.
@@ -47,6 +48,9 @@ from gallery import pixazo
 TICK_SECONDS = 0.1
 MIN_LOOK_SECONDS = 0.02
 LOOK_SLACK_SECONDS = 0.003
+# A look that found new requests to submit looks again this soon: the rest of a burst (a
+# team pressing Generate together) is arriving, and each of its requests waits for a look.
+BURST_LOOK_SECONDS = 0.03
 # A poller with nothing left to do keeps looking this long before it ends: a Generate
 # pressed meanwhile (the next try, the rest of a burst) is submitted at its next look,
 # without waiting for a worker to start a poller. Less than POLLER_HANDOVER_SECONDS, so an
@@ -320,6 +324,12 @@ def next_look(last_look: float, planned: list[float]) -> float:
     if not planned:
         return tick
     return min(tick, max(planned[0], last_look + MIN_LOOK_SECONDS))
+
+
+def look_again_after_submits(submitted: int) -> float | None:
+    """Seconds until the next look after a look that sent `submitted` new requests: soon,
+    for the rest of their burst; None (the plain tick) when it sent none."""
+    return BURST_LOOK_SECONDS if submitted else None
 
 
 def poller_may_end(idle_seconds: float, linger: float = POLLER_LINGER_SECONDS) -> bool:

@@ -270,9 +270,12 @@ class Poller:
         # The submits first, claimed together: a batch posted at once is sent at once.
         submits = [g.pk for g in due if g.status == S.PENDING][: max(call_room, 0)]
         if submits:
-            for generation in self.generations.filter(pk__in=submits).claim_for_submit():
+            claimed = self.generations.filter(pk__in=submits).claim_for_submit()
+            for generation in claimed:
                 self._call(generation, self.gateway.submit(generation.provider_params()))
                 call_room -= 1
+            if (soon := schedule.look_again_after_submits(len(claimed))) is not None:
+                self._plan(soon)
         for generation in due:
             # `generation` is the row as just read, not read again: should anyone move it
             # meanwhile (a cancel, the deadline sweep), the conditional status change each

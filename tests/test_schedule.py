@@ -229,6 +229,12 @@ def test_a_step_the_poller_timed_is_started_when_due_not_at_the_next_tick():
     assert schedule.next_look(last_look, [107.0]) == last_look + schedule.TICK_SECONDS
 
 
+def test_after_a_look_that_sent_new_requests_the_poller_looks_again_soon_for_the_rest_of_a_burst():
+    soon = schedule.look_again_after_submits(3)
+    assert schedule.MIN_LOOK_SECONDS <= soon < schedule.TICK_SECONDS
+    assert schedule.look_again_after_submits(0) is None  # nothing new: the plain tick
+
+
 def test_an_idle_poller_lingers_a_while_for_the_next_generate_then_ends(settings):
     assert not schedule.poller_may_end(0.0)
     assert not schedule.poller_may_end(schedule.POLLER_LINGER_SECONDS - 0.1)
