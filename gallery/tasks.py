@@ -109,11 +109,15 @@ def empty_expired_trash():
 def run_poller(wait_for_lease=False, shard=0, displays=()):
     if cluster_stopping():
         # This worker's cluster is on its way out: leave the shard to a poller elsewhere.
-        _hand_over(shard)
+        _hand_over(shard, displays)
         return "the cluster is stopping"
     lease = POLLER_LEASE.format(shard=shard)
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     if not _take_lease(lease, holder, wait_for_lease):
+        # The display renditions handed to this task are made here: the running poller
+        # doesn't know of them.
+        for image_pk in displays:
+            make_display(image_pk)
         return "another poller holds the lease"
     Lease.release(POLLER_KICK.format(shard=shard))
     return Poller(shard, lease, holder, displays).run()

@@ -15,7 +15,7 @@ from django_q.models import OrmQ
 from PIL import Image as PillowImage
 
 from gallery import imaging, tasks
-from gallery.models import DisplayRendition, Gallery, ShareLink, display_of
+from gallery.models import DisplayRendition, Gallery, Lease, ShareLink, display_of
 from tests.image_factories import make_generation, picture_bytes
 
 
@@ -159,3 +159,13 @@ def test_an_image_gone_or_unreadable_before_its_display_rendition_is_skipped(ali
 
     assert not DisplayRendition.objects.exists()
     assert f"image {first.pk}: no display rendition" in caplog.text
+
+
+@pytest.mark.django_db
+def test_display_renditions_handed_to_a_poller_that_finds_its_shard_taken_are_made_anyway(alice):
+    generation = make_generation(alice, images=1, display=False)
+    (image,) = generation.images.all()
+    Lease.acquire(tasks.POLLER_LEASE.format(shard=0), "the running poller", 60)
+
+    assert tasks.run_poller(shard=0, displays=[image.pk]) == "another poller holds the lease"
+    assert DisplayRendition.objects.filter(image=image).exists()

@@ -721,9 +721,9 @@ class Generation(models.Model):
         display rendition, if it has one; the worker makes those after:
         models/renditions.py). Each attempt writes names of its own: a worker whose claim
         expired may still be writing when another has taken over, and neither may
-        overwrite or delete the other's files. The
-        one that completes sweeps the folder of what others left (a crashed attempt's
-        files); one that loses, or fails, removes what it wrote.
+        overwrite or delete the other's files. The one that completes sweeps the folder of
+        what others left (a crashed attempt's files); one that loses, or fails, removes
+        what it wrote.
         """
         from django.core.files.storage import default_storage
 
