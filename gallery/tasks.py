@@ -338,11 +338,7 @@ class Poller:
         download runs or waits (the loop starts this again once none does), or the poller
         hands over (its successor has the rest)."""
         while self.displays and not self.downloads and not self.handing_over:
-            try:
-                pk = self.displays.popleft()
-            except IndexError:  # taken by a successor's copy meanwhile: nothing left
-                return
-            make_display(pk)
+            make_display(self.displays.popleft())  # only this thread takes from the left
 
     # Recording answers
 
