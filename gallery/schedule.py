@@ -11,10 +11,10 @@ The rules, each with its unit test in tests/test_schedule.py:
 
 - the first poll comes halfway to when generations like it were done, or after
   `first_poll_seconds` when there is no telling;
-- later polls are timed to the expected finish (the provider's estimate, else what recent
-  generations took): sparse well before it, just after it when near, dense while overdue,
-  never more than `max_interval_seconds` apart, within a poll budget (`poll_burst` polls,
-  then `polls_per_minute`);
+- later polls are timed to the expected finish (the provider's estimate, counted from its
+  answer's arrival, else what recent generations took): sparse well before it, just after
+  it when near, dense while overdue, never more than `max_interval_seconds` apart, within
+  a poll budget (`poll_burst` polls, then `polls_per_minute`);
 - a passing fault (429, 5xx, timeout, an unreadable answer) is retried after the gateway's
   Retry-After exactly, counted from the answer's arrival, or else after a capped exponential
   backoff with jitter, growing with the failures in a row of the generation and of the
@@ -191,7 +191,9 @@ def after_poll(
                 return Next(Action.DOWNLOAD)  # at once: results are kept for minutes
             case pixazo.Status.FAILED:
                 return Next(Action.FAIL)
-        finish = expected_finish(generation, answer, history, now)
+        # The provider's estimate counts from its answer, not from when it was read.
+        answered_at = now - timedelta(seconds=answered_ago)
+        finish = expected_finish(generation, answer, history, answered_at)
         return Next(Action.POLL, next_poll(generation, now, finish, policy))
     lagging = isinstance(answer, pixazo.UnknownRequest) and may_not_be_known_yet(
         generation, now, policy

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.utils import timezone
 from django_q.models import OrmQ
 
@@ -179,6 +180,29 @@ def test_a_submitter_whose_claim_was_replaced_changes_nothing(alice):
     assert generation.mark_submitted("from-the-second-submit")
     generation.refresh_from_db()
     assert (generation.status, generation.request_id) == (S.IN_QUEUE, "from-the-second-submit")
+
+
+def test_a_deferred_submit_falls_due_its_delay_after_the_answer_however_long_the_lock_took(
+    alice, monkeypatch
+):
+    # The poller looks for the resend exactly when the gateway's Retry-After ends: a row
+    # due later than that (counted from when a burst's writers let go of the lock) would
+    # miss that look and wait for the next tick.
+    generation = make(alice)
+    generation.claim_for_submit()
+    clock = [timezone.now()]
+    monkeypatch.setattr(timezone, "now", lambda: clock[0])
+    atomic = transaction.atomic
+
+    def atomic_after_a_wait(*args, **kwargs):
+        clock[0] += timedelta(seconds=0.5)  # others held the write lock this long
+        return atomic(*args, **kwargs)
+
+    monkeypatch.setattr(transaction, "atomic", atomic_after_a_wait)
+    answered = clock[0]
+    assert generation.defer_submit("The gateway is busy (429)", 1.0)
+    generation.refresh_from_db()
+    assert generation.next_action_at == answered + timedelta(seconds=1)
 
 
 def test_a_burst_of_submissions_asks_once_for_each_shards_poller(alice, settings):

@@ -109,6 +109,14 @@ def test_a_poll_lands_just_after_a_near_expected_finish():
     assert step.seconds == pytest.approx(1.05)
 
 
+def test_the_providers_estimate_counts_from_its_answers_arrival():
+    # "1 s left", read 0.3 s after it came (a burst's answers wait their turn to be
+    # recorded): the finish is 0.7 s away, so the poll lands just after it, not 0.3 s late.
+    answer = progress(estimated_wait_minutes=1 / 60)
+    late = poll(submitted(2), answer, answered_ago=0.3)
+    assert late.seconds == pytest.approx(0.75)
+
+
 def test_polls_are_sparse_long_before_the_expected_finish():
     assert poll(submitted(5), progress(estimated_wait_minutes=80 / 60)).seconds == 10  # longest
     assert poll(submitted(5), progress(estimated_wait_minutes=8 / 60)).seconds == (

@@ -19,6 +19,7 @@ from gallery.models import (
     IMAGE_SIZES,
     MAX_IMAGES,
     QUALITIES,
+    ApiToken,
     Gallery,
     GalleryMember,
     Generation,
@@ -208,6 +209,41 @@ def test_a_retry_is_a_new_entry(alice):
 
     assert UsageEntry.objects.filter(generation=generation, kind="spend").count() == 2
     assert person_total(alice)[0] == 2
+
+
+def test_the_months_totals_are_the_sum_of_the_ledger_for_each_person_gallery_token_and_team(
+    alice, bob
+):
+    campaign = Gallery.objects.create(owner=alice, name="Campaign")
+    token = ApiToken.objects.create(user=bob, name="nightly")
+    # Two claims: the first makes each total's row, the second adds to them; a batch holds
+    # several people, galleries and a token, as a burst's claim does.
+    for quality in ("low", "high"):
+        batch = [
+            make_generation(alice, num_images=2, quality=quality),
+            make_generation(alice, campaign, quality=quality),
+            make_generation(bob, campaign, num_images=3, quality=quality, api_token=token),
+            make_generation(bob, quality=quality),
+        ]
+        Generation.objects.filter(pk__in=[g.pk for g in batch]).claim_for_submit()
+
+    def ledger(**where):
+        entries = UsageEntry.objects.filter(**where)
+        return (sum(e.images for e in entries), sum(e.cost for e in entries))
+
+    def total(scope, **where):
+        row = UsageTotal.objects.get(scope=scope, month=month_of(), **where)
+        return (row.images, row.cost)
+
+    assert ledger()[0] == 14
+    assert total("team") == ledger()
+    for person in (alice, bob):
+        assert total("person", user=person) == ledger(user=person)
+    for gallery in (campaign, Gallery.default_for(alice), Gallery.default_for(bob)):
+        assert total("gallery", gallery=gallery) == ledger(gallery=gallery)
+    assert total("token", api_token=token) == ledger(api_token=token)
+    assert ledger(api_token=token)[0] == 6
+    assert UsageTotal.objects.count() == 1 + 2 + 3 + 1  # the team, people, galleries, token
 
 
 def test_a_spend_is_given_back_at_most_once(alice):

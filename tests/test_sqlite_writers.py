@@ -119,3 +119,31 @@ def test_many_threads_adding_one_each_in_transactions_lose_no_write(transactiona
     assert [raised for _, raised in threads if raised] == []
     gallery.refresh_from_db()
     assert gallery.kept_generations == 80
+
+
+def test_a_write_outside_a_transaction_waits_its_turn_and_goes_at_the_release(
+    transactional_db,
+):
+    # A poller's status change or a lease renewal is an autocommit UPDATE: a transaction of
+    # its own to SQLite. It queues like any writer rather than meeting the busy handler's
+    # sleeps (or, holding SQLite's lock, making a writer that holds the turn sleep in them).
+    gallery = _gallery()
+    writer = WriterLock.of(str(connection.settings_dict["NAME"]))
+    written = threading.Event()
+
+    def rename():
+        Gallery.objects.filter(pk=gallery.pk).update(name="Renamed")
+        written.set()
+
+    assert writer.acquire(timeout=1)  # as a transaction in another thread or process would
+    try:
+        thread, raised = _in_thread(rename)
+        assert not written.wait(timeout=0.3)  # it waits for the turn...
+    finally:
+        writer.release()
+    assert written.wait(timeout=10)  # ...and takes it when it is given
+    thread.join(timeout=10)
+    assert not raised
+    gallery.refresh_from_db()
+    assert gallery.name == "Renamed"
+    assert not writer.in_process.locked()  # and gives it back

@@ -537,6 +537,9 @@ class Generation(models.Model):
         poller tries again after `delay_seconds` (its backoff, or the gateway's Retry-After).
         Its SPEND entry is given back (nothing was billed) and, PENDING again, it holds its
         reservation until it is sent, when it gets a new one."""
+        # Due `delay_seconds` from now, not from when the write lock came: the poller
+        # looks for it then (a Retry-After is exact; a burst's writers may hold the lock).
+        due = timezone.now() + timedelta(seconds=delay_seconds)
         with transaction.atomic():
             moved = self._move(
                 self.S.PENDING,
@@ -544,7 +547,7 @@ class Generation(models.Model):
                 error=reason,
                 claimed_at=None,
                 transient_failures=self.transient_failures + 1,
-                next_action_at=timezone.now() + timedelta(seconds=delay_seconds),
+                next_action_at=due,
             )
             if moved:
                 UsageEntry.record_refund(self, "Not sent: the gateway refused it before accepting")

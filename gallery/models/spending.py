@@ -21,8 +21,8 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db import connection, models
+from django.db.models import Q
 from django.utils import timezone
 
 from gallery.models.galleries import Gallery
@@ -272,7 +272,8 @@ class UsageTotal(models.Model):
 
         Rows are changed in one order everywhere (`ORDER`), the order a limit check locks
         them in too, so two transactions never wait on each other in a circle (PostgreSQL
-        would abort one)."""
+        would abort one). One upsert a scope, prepared once and run for each of its rows: a
+        claim adds a burst's entries while every Generate waits for the lock it holds."""
         sums = defaultdict(lambda: [0, Decimal(0)])
         for entry in entries:
             scopes = [(cls.Scope.TEAM, 0)]
@@ -285,16 +286,55 @@ class UsageTotal(models.Model):
             for scope, pk in scopes:
                 sums[scope, pk, entry.month][0] += entry.images
                 sums[scope, pk, entry.month][1] += entry.cost
+        by_scope = defaultdict(list)
         for (scope, pk, month), (images, cost) in sorted(sums.items()):
-            key = cls.key(scope, month, user_id=pk, gallery_id=pk, api_token_id=pk)
-            rows = cls.objects.filter(**key)
-            if rows.update(images=F("images") + images, cost=F("cost") + cost):
-                continue
-            try:
-                with transaction.atomic():
-                    cls.objects.create(**key, images=images, cost=cost)
-            except IntegrityError:  # created a moment ago by another transaction
-                rows.update(images=F("images") + images, cost=F("cost") + cost)
+            by_scope[scope].append((pk, month, images, cost))
+        month_field, cost_field = cls._meta.get_field("month"), cls._meta.get_field("cost")
+        with connection.cursor() as cursor:
+            for scope, rows in sorted(by_scope.items()):
+                column = cls._ID_COLUMN[scope]
+                cursor.executemany(
+                    cls._add_sql(scope),
+                    [
+                        (
+                            *([pk] if column else []),
+                            month_field.get_db_prep_value(month, connection),
+                            images,
+                            cost_field.get_db_prep_value(cost, connection),
+                        )
+                        for pk, month, images, cost in rows
+                    ],
+                )
+
+    # The column that names a row's person, gallery or token; the team's has none.
+    _ID_COLUMN = {
+        Scope.PERSON: "user_id",
+        Scope.GALLERY: "gallery_id",
+        Scope.TOKEN: "api_token_id",
+        Scope.TEAM: None,
+    }
+
+    @classmethod
+    def _add_sql(cls, scope):
+        """INSERT ... ON CONFLICT DO UPDATE (SQLite and PostgreSQL alike) of one row of
+        `scope`: created with the amounts, or the amounts added to it. The conflict is on
+        the scope's unique constraint (a partial index: its predicate, a constant of ours,
+        is written out for PostgreSQL to match it)."""
+        quote = connection.ops.quote_name
+        table = quote(cls._meta.db_table)
+        column = cls._ID_COLUMN[scope]
+        columns = [*([column] if column else []), "month", "images", "cost"]
+        names = ", ".join(quote(name) for name in ["scope", *columns])
+        values = ", ".join(["%s"] * len(columns))
+        target = ", ".join(quote(name) for name in columns[:-2])
+        scope_column, images, cost = quote("scope"), quote("images"), quote("cost")
+        # Nothing here comes from a request: names from the model, the scope a constant.
+        return (
+            f"INSERT INTO {table} ({names}) VALUES ('{scope.value}', {values}) "  # noqa: S608
+            f"ON CONFLICT ({target}) WHERE {scope_column} = '{scope.value}' DO UPDATE SET "
+            f"{images} = {table}.{images} + excluded.{images}, "
+            f"{cost} = {table}.{cost} + excluded.{cost}"
+        )
 
     @classmethod
     def locked(cls, keys):

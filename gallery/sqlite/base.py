@@ -10,15 +10,21 @@ waits about 100 ms for its turn: the twentieth reservation was made 0.6 s after 
 So before BEGIN IMMEDIATE a writer takes a lock of our own, first one per process (a
 threading.Lock: gunicorn's threads), then one between the processes on this machine (web,
 worker, management commands: flock on the database file). Both wake the next waiter the
-moment the holder commits or rolls back. Correctness stays SQLite's: these locks only order
-the waiters, and a process that doesn't take them (another tool, a second host's worker on
-a shared file) is still kept out by SQLite's own lock. `bench_burst` measures the effect.
+moment the holder commits or rolls back. A write outside a transaction (autocommit: most of
+the pipeline's one-row status changes, a lease renewed) is a transaction of its own to
+SQLite, so it takes its turn the same way, for the statement. Without that it would meet
+the busy handler's sleeps (a poller's answer recorded 50 ms late in a burst), and while it
+held SQLite's lock a writer holding ours would sleep in that handler too, with everyone
+queued behind it. Correctness stays SQLite's: these locks only order the waiters, and a
+process that doesn't take them (another tool, a second host's worker on a shared file) is
+still kept out by SQLite's own lock. `bench_burst` measures the effect.
 """
 
 import fcntl
 import os
 import threading
 import time
+from contextlib import contextmanager
 
 from django.db.backends.sqlite3 import base
 
@@ -88,17 +94,71 @@ class WriterLock:
 os.register_at_fork(after_in_child=WriterLock._forget_all)
 
 
+# The statements that write: outside a transaction each is one of its own.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _take_turn(writer, timeout):
+    if not writer.acquire(timeout):
+        # What SQLite says when its own wait runs out, so callers handle one error.
+        raise base.Database.OperationalError("database is locked")
+
+
+class CursorWrapper(base.SQLiteCursorWrapper):
+    """Django's cursor; a write outside a transaction waits its turn (`writer`, set by
+    DatabaseWrapper.create_cursor) for the statement's length."""
+
+    writer = None
+    timeout = 5
+
+    def execute(self, query, params=None):
+        with self._turn_for(query):
+            return super().execute(query, params)
+
+    def executemany(self, query, param_list):
+        with self._turn_for(query):
+            return super().executemany(query, param_list)
+
+    @contextmanager
+    def _turn_for(self, query):
+        if not self._alone(query):
+            yield
+            return
+        _take_turn(self.writer, self.timeout)
+        try:
+            yield
+        finally:
+            self.writer.release()
+
+    def _alone(self, query):
+        """Whether `query` writes outside any transaction (so it holds no turn yet)."""
+        return (
+            self.writer is not None
+            and not self.connection.in_transaction
+            and query.lstrip()[:7].upper().startswith(_WRITES)
+        )
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     _writer = None  # the WriterLock this connection holds, during a transaction
 
+    def _writer_lock(self):
+        if self.is_in_memory_db():
+            return None
+        return WriterLock.of(str(self.settings_dict["NAME"]))
+
+    def _timeout(self):
+        return self.settings_dict["OPTIONS"].get("timeout", 5)
+
+    def create_cursor(self, name=None):
+        cursor = self.connection.cursor(factory=CursorWrapper)
+        cursor.writer, cursor.timeout = self._writer_lock(), self._timeout()
+        return cursor
+
     def _start_transaction_under_autocommit(self):
         # Where Django begins every transaction (BEGIN IMMEDIATE): take the turn first.
-        if not self.is_in_memory_db():
-            timeout = self.settings_dict["OPTIONS"].get("timeout", 5)
-            writer = WriterLock.of(str(self.settings_dict["NAME"]))
-            if not writer.acquire(timeout):
-                # What SQLite says when its own wait runs out, so callers handle one error.
-                raise base.Database.OperationalError("database is locked")
+        if (writer := self._writer_lock()) is not None:
+            _take_turn(writer, self._timeout())
             self._writer = writer
         try:
             super()._start_transaction_under_autocommit()

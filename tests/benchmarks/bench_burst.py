@@ -310,9 +310,19 @@ async def run_scenario(scenario, stack):
     polls = statistics.mean(rows.values_list("poll_count", flat=True))
     submits = sum(rows.values_list("submit_count", flat=True))
     if os.environ.get("BENCH_DETAIL"):
+        # Times from each one's creation (alone) or the first click (the burst, whose
+        # epoch is printed to line them up with the stack's logs).
+        for g in Generation.objects.filter(prompt__startswith="alone").order_by("pk"):
+            base = g.created_at.timestamp()
+            print(
+                f"  {g.prompt} (pk {g.pk}): submitted +{g.submitted_at.timestamp() - base:.3f} "
+                f"seen done +{g.provider_completed_at.timestamp() - base:.3f} "
+                f"stored +{g.completed_at.timestamp() - base:.3f} polls {g.poll_count}"
+            )
+        print(f"  the burst's first click at {clicked:.4f} (epoch)")
         for g in rows.order_by("submitted_at"):
             print(
-                f"  {g.pk}: created +{g.created_at.timestamp() - clicked:.2f} "
+                f"  {g.prompt} (pk {g.pk}): created +{g.created_at.timestamp() - clicked:.2f} "
                 f"submitted +{g.submitted_at.timestamp() - clicked:.2f} "
                 f"seen done +{g.provider_completed_at.timestamp() - clicked:.2f} "
                 f"stored +{g.completed_at.timestamp() - clicked:.2f} polls {g.poll_count}"
