@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from gallery import spend
-from gallery.models import Gallery, GalleryMember, Generation
+from gallery.models import Gallery, GalleryMember, Generation, Role
 from tests.conftest import make_user
 from tests.image_factories import make_generation
 
@@ -199,6 +199,19 @@ def test_the_studio_offers_the_galleries_i_may_generate_into_and_filters_every_o
     assert "Open board" not in form_select.group()
     for gallery in (plans, viewing, board):
         assert f'<option value="{gallery.pk}">' in filter_select.group()
+
+
+def test_one_may_generate_into_ones_own_galleries_and_those_one_contributes_to_only(
+    alice, plans, bob, carol
+):
+    plans.add_member(bob, "contributor", added_by=alice)
+    viewing = Gallery.objects.create(owner=carol, name="Carol's moodboard")
+    viewing.add_member(bob, "viewer", added_by=carol)
+    Gallery.objects.create(owner=carol, name="Open board", visibility="team")
+    Gallery.objects.create(owner=carol, name="Carol's own")
+    own = Gallery.default_for(bob)
+    editable = {gallery.pk: gallery.role for gallery in Gallery.objects.editable_by(bob)}
+    assert editable == {own.pk: Role.OWNER, plans.pk: Role.CONTRIBUTOR}
 
 
 def test_a_contributor_generates_into_the_gallery_and_it_counts_against_them(
