@@ -251,12 +251,9 @@ class UsageTotal(models.Model):
     def key(scope, month, *, user_id=None, gallery_id=None, api_token_id=None):
         """The row's identity as filter arguments."""
         key = {"scope": scope, "month": month}
-        if scope == UsageTotal.Scope.PERSON:
-            key["user_id"] = user_id
-        elif scope == UsageTotal.Scope.GALLERY:
-            key["gallery_id"] = gallery_id
-        elif scope == UsageTotal.Scope.TOKEN:
-            key["api_token_id"] = api_token_id
+        if column := UsageTotal._ID_COLUMN[scope]:
+            ids = {"user_id": user_id, "gallery_id": gallery_id, "api_token_id": api_token_id}
+            key[column] = ids[column]
         return key
 
     @staticmethod
